@@ -1,0 +1,373 @@
+//! Endpoint configuration, with documented defaults and named presets.
+//!
+//! The presets follow HashiCorp memberlist's (`DefaultLANConfig`,
+//! `DefaultWANConfig`, `DefaultLocalConfig`) so that an operator who knows
+//! those numbers knows ours. Where vinery adds a knob, its doc says why.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::wire::{MAX_DATAGRAM, MAX_META_LEN, MAX_NAME_LEN, MAX_SYNC_BUCKETS, MIN_DATAGRAM};
+
+/// Everything an [`Endpoint`](crate::Endpoint) needs to know before it
+/// starts. Build one from a preset and change fields; [`Config::validate`]
+/// names the first bad field.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// This node's name, unique in the cluster. Default: empty (must be set).
+    pub name: String,
+    /// Cluster name; datagrams of other clusters are dropped unread.
+    /// Default: `"vinery"`.
+    pub cluster_name: String,
+    /// Application metadata (tags) gossiped with this node's alive record,
+    /// at most 512 bytes. Default: empty.
+    pub meta: Vec<u8>,
+    /// Byte budget of every datagram sent, header included (512..=65507).
+    /// Default: 1400, safe under common MTUs.
+    pub max_datagram: usize,
+    /// Time between probes of successive members. Default: 1 s.
+    pub probe_interval: Duration,
+    /// Time to wait for a direct ack before asking others to probe.
+    /// Must be below `probe_interval`. Default: 500 ms.
+    pub probe_timeout: Duration,
+    /// Members asked to probe indirectly (ping-req) when a direct probe
+    /// times out. Default: 3.
+    pub indirect_checks: usize,
+    /// Scales the suspicion timeout: min = mult · max(1, log10 n) · interval.
+    /// Default: 4.
+    pub suspicion_mult: u32,
+    /// Lifeguard: the suspicion timeout starts at this multiple of the
+    /// minimum and shrinks with independent confirmations. Default: 6.
+    pub suspicion_max_timeout_mult: u32,
+    /// Each update is piggybacked at most `retransmit_mult · ⌈log10(n+1)⌉`
+    /// times. Default: 4.
+    pub retransmit_mult: u32,
+    /// Time between gossip ticks, which send pending updates that probe
+    /// traffic did not carry. Default: 200 ms.
+    pub gossip_interval: Duration,
+    /// Members each gossip tick sends to. Default: 3.
+    pub gossip_nodes: usize,
+    /// How long a dead member still receives gossip, so it can learn it was
+    /// declared dead and refute. Default: 30 s.
+    pub gossip_to_dead_time: Duration,
+    /// Lifeguard: the local health multiplier's ceiling; probe interval and
+    /// timeout are scaled by up to this factor while this node is unhealthy.
+    /// Default: 8.
+    pub awareness_max_multiplier: u32,
+    /// Lifeguard switch: local health, dynamic suspicion timeout, the buddy
+    /// system and nacks. Off gives plain SWIM (for comparison).
+    /// Default: on.
+    pub lifeguard: bool,
+    /// Anti-entropy buckets (a power of two, 1..=64): a sync exchanges only
+    /// the buckets whose hashes differ. Default: 32.
+    pub sync_buckets: usize,
+    /// Minimum time between two anti-entropy exchanges this node starts.
+    /// They only start when a probe revealed a different membership hash.
+    /// Default: 200 ms.
+    pub sync_interval: Duration,
+    /// How often to try to reach one random failed member, which is how two
+    /// halves of a healed partition find each other again. Default: 5 s.
+    pub reconnect_interval: Duration,
+    /// How long failed and departed members are remembered (and, if failed,
+    /// retried) before being forgotten. Default: 1 h.
+    pub dead_retention: Duration,
+    /// How often to resend a join to the seeds until one answers.
+    /// Default: 1 s.
+    pub join_retry_interval: Duration,
+    /// Upper bound on how many members are tracked; beyond it new names are
+    /// refused and counted. Default: 65 536.
+    pub max_members: usize,
+    /// Upper bound on ping-reqs relayed at once for others. Default: 1024.
+    pub max_pending_relays: usize,
+    /// Upper bound on queued broadcasts; the oldest, most-sent are evicted
+    /// first and counted. Default: 8192.
+    pub max_queued_broadcasts: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config::lan()
+    }
+}
+
+impl Config {
+    /// A data-centre network: memberlist's LAN numbers.
+    pub fn lan() -> Config {
+        Config {
+            name: String::new(),
+            cluster_name: "vinery".into(),
+            meta: Vec::new(),
+            max_datagram: crate::wire::DEFAULT_DATAGRAM,
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            retransmit_mult: 4,
+            gossip_interval: Duration::from_millis(200),
+            gossip_nodes: 3,
+            gossip_to_dead_time: Duration::from_secs(30),
+            awareness_max_multiplier: 8,
+            lifeguard: true,
+            sync_buckets: 32,
+            sync_interval: Duration::from_millis(200),
+            reconnect_interval: Duration::from_secs(5),
+            dead_retention: Duration::from_secs(3600),
+            join_retry_interval: Duration::from_secs(1),
+            max_members: 65_536,
+            max_pending_relays: 1024,
+            max_queued_broadcasts: 8192,
+        }
+    }
+
+    /// Across the internet: slower probes, longer timeouts (memberlist WAN).
+    pub fn wan() -> Config {
+        Config {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            suspicion_mult: 6,
+            gossip_interval: Duration::from_millis(500),
+            gossip_nodes: 4,
+            gossip_to_dead_time: Duration::from_secs(60),
+            sync_interval: Duration::from_millis(500),
+            reconnect_interval: Duration::from_secs(15),
+            ..Config::lan()
+        }
+    }
+
+    /// One host or a fast local network (memberlist local).
+    pub fn local() -> Config {
+        Config {
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            suspicion_mult: 3,
+            retransmit_mult: 2,
+            gossip_interval: Duration::from_millis(100),
+            gossip_to_dead_time: Duration::from_secs(15),
+            sync_interval: Duration::from_millis(100),
+            reconnect_interval: Duration::from_secs(2),
+            ..Config::lan()
+        }
+    }
+
+    /// The preset named `lan`, `wan` or `local`.
+    pub fn preset(name: &str) -> Option<Config> {
+        match name {
+            "lan" => Some(Config::lan()),
+            "wan" => Some(Config::wan()),
+            "local" => Some(Config::local()),
+            _ => None,
+        }
+    }
+
+    /// This config with `name` set.
+    pub fn with_name(mut self, name: impl Into<String>) -> Config {
+        self.name = name.into();
+        self
+    }
+
+    /// Checks every field, returning the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: String| Err(ConfigError { field, reason });
+        if self.name.is_empty() || self.name.len() > MAX_NAME_LEN {
+            return bad(
+                "name",
+                format!("must be 1..={MAX_NAME_LEN} bytes, got {}", self.name.len()),
+            );
+        }
+        if self.cluster_name.is_empty() || self.cluster_name.len() > MAX_NAME_LEN {
+            return bad("cluster_name", format!("must be 1..={MAX_NAME_LEN} bytes"));
+        }
+        if self.meta.len() > MAX_META_LEN {
+            return bad(
+                "meta",
+                format!(
+                    "must be at most {MAX_META_LEN} bytes, got {}",
+                    self.meta.len()
+                ),
+            );
+        }
+        if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&self.max_datagram) {
+            return bad(
+                "max_datagram",
+                format!(
+                    "must be {MIN_DATAGRAM}..={MAX_DATAGRAM}, got {}",
+                    self.max_datagram
+                ),
+            );
+        }
+        if self.probe_interval.is_zero() {
+            return bad("probe_interval", "must be positive".into());
+        }
+        if self.probe_timeout.is_zero() || self.probe_timeout >= self.probe_interval {
+            return bad(
+                "probe_timeout",
+                format!(
+                    "must be positive and below probe_interval ({:?}), got {:?}",
+                    self.probe_interval, self.probe_timeout
+                ),
+            );
+        }
+        if self.indirect_checks > 16 {
+            return bad(
+                "indirect_checks",
+                format!("must be at most 16, got {}", self.indirect_checks),
+            );
+        }
+        if self.suspicion_mult == 0 {
+            return bad("suspicion_mult", "must be at least 1".into());
+        }
+        if self.suspicion_max_timeout_mult == 0 {
+            return bad("suspicion_max_timeout_mult", "must be at least 1".into());
+        }
+        if self.retransmit_mult == 0 {
+            return bad("retransmit_mult", "must be at least 1".into());
+        }
+        if self.gossip_interval.is_zero() {
+            return bad("gossip_interval", "must be positive".into());
+        }
+        if self.gossip_nodes == 0 {
+            return bad("gossip_nodes", "must be at least 1".into());
+        }
+        if self.awareness_max_multiplier == 0 {
+            return bad("awareness_max_multiplier", "must be at least 1".into());
+        }
+        if !self.sync_buckets.is_power_of_two() || self.sync_buckets > MAX_SYNC_BUCKETS {
+            return bad(
+                "sync_buckets",
+                format!(
+                    "must be a power of two up to {MAX_SYNC_BUCKETS}, got {}",
+                    self.sync_buckets
+                ),
+            );
+        }
+        if self.sync_interval.is_zero() {
+            return bad("sync_interval", "must be positive".into());
+        }
+        if self.reconnect_interval.is_zero() {
+            return bad("reconnect_interval", "must be positive".into());
+        }
+        if self.join_retry_interval.is_zero() {
+            return bad("join_retry_interval", "must be positive".into());
+        }
+        if self.max_members < 2 {
+            return bad("max_members", "must be at least 2".into());
+        }
+        if self.max_queued_broadcasts == 0 {
+            return bad("max_queued_broadcasts", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A configuration field with a value that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The field's name, as in [`Config`].
+    pub field: &'static str,
+    /// What is wrong with its value.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid config field `{}`: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_once_named() {
+        for p in ["lan", "wan", "local"] {
+            Config::preset(p)
+                .unwrap()
+                .with_name("n")
+                .validate()
+                .unwrap();
+        }
+        assert!(Config::preset("moon").is_none());
+    }
+
+    #[test]
+    fn lan_matches_memberlist() {
+        let c = Config::lan();
+        assert_eq!(c.probe_interval, Duration::from_secs(1));
+        assert_eq!(c.probe_timeout, Duration::from_millis(500));
+        assert_eq!(c.indirect_checks, 3);
+        assert_eq!(c.suspicion_mult, 4);
+        assert_eq!(c.gossip_interval, Duration::from_millis(200));
+        assert_eq!(c.gossip_nodes, 3);
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let ok = Config::lan().with_name("n");
+        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+            ("name", Box::new(|c| c.name.clear())),
+            ("name", Box::new(|c| c.name = "x".repeat(256))),
+            ("cluster_name", Box::new(|c| c.cluster_name.clear())),
+            ("meta", Box::new(|c| c.meta = vec![0; 513])),
+            ("max_datagram", Box::new(|c| c.max_datagram = 511)),
+            ("max_datagram", Box::new(|c| c.max_datagram = 65_508)),
+            (
+                "probe_interval",
+                Box::new(|c| c.probe_interval = Duration::ZERO),
+            ),
+            (
+                "probe_timeout",
+                Box::new(|c| c.probe_timeout = c.probe_interval),
+            ),
+            (
+                "probe_timeout",
+                Box::new(|c| c.probe_timeout = Duration::ZERO),
+            ),
+            ("indirect_checks", Box::new(|c| c.indirect_checks = 17)),
+            ("suspicion_mult", Box::new(|c| c.suspicion_mult = 0)),
+            (
+                "suspicion_max_timeout_mult",
+                Box::new(|c| c.suspicion_max_timeout_mult = 0),
+            ),
+            ("retransmit_mult", Box::new(|c| c.retransmit_mult = 0)),
+            (
+                "gossip_interval",
+                Box::new(|c| c.gossip_interval = Duration::ZERO),
+            ),
+            ("gossip_nodes", Box::new(|c| c.gossip_nodes = 0)),
+            (
+                "awareness_max_multiplier",
+                Box::new(|c| c.awareness_max_multiplier = 0),
+            ),
+            ("sync_buckets", Box::new(|c| c.sync_buckets = 3)),
+            ("sync_buckets", Box::new(|c| c.sync_buckets = 128)),
+            (
+                "sync_interval",
+                Box::new(|c| c.sync_interval = Duration::ZERO),
+            ),
+            (
+                "reconnect_interval",
+                Box::new(|c| c.reconnect_interval = Duration::ZERO),
+            ),
+            (
+                "join_retry_interval",
+                Box::new(|c| c.join_retry_interval = Duration::ZERO),
+            ),
+            ("max_members", Box::new(|c| c.max_members = 1)),
+            (
+                "max_queued_broadcasts",
+                Box::new(|c| c.max_queued_broadcasts = 0),
+            ),
+        ];
+        for (field, break_it) in cases {
+            let mut c = ok.clone();
+            break_it(&mut c);
+            let err = c.validate().unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.to_string().contains(field));
+        }
+    }
+}

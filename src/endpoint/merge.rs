@@ -1,0 +1,315 @@
+//! Merging membership updates, by SWIM's precedence rules:
+//!
+//! * `Alive(i)` overrides `Alive(j)` and `Suspect(j)` when `i > j`, and
+//!   `Dead(j)`/`Left(j)` when `i > j` (a restarted node comes back this way);
+//! * `Suspect(i)` overrides `Alive(j)` when `i >= j`;
+//! * `Dead(i)` and `Left(i)` override `Alive(j)` and `Suspect(j)` when `i >= j`.
+//!
+//! Only a member raises its own incarnation: told it is suspect, dead or
+//! left at an incarnation at or above its own, it refutes with a higher one.
+//! Every accepted change is re-broadcast, and the user hears of it as an
+//! [`Event`](crate::Event).
+
+use std::cmp::Reverse;
+
+use compact_str::CompactString;
+
+use super::Endpoint;
+use crate::event::{Event, MemberState};
+use crate::membership::state::{name_hash, MemberId, MemberRecord};
+use crate::membership::suspicion::{suspicion_timeout, SuspicionTimer};
+use crate::wire::{self, Message, WireState};
+use crate::Time;
+
+impl Endpoint {
+    pub(super) fn apply_alive(&mut self, now: Time, a: wire::Alive<'_>) {
+        if a.name == self.config.name {
+            let own = self.members.rec(self.me);
+            let same =
+                a.incarnation == own.incarnation && a.addr == own.addr && *a.meta.0 == *own.meta;
+            if a.incarnation >= own.incarnation && !same {
+                // A record of a previous life of ours (or a forgery).
+                self.refute(a.incarnation);
+            }
+            return;
+        }
+        let Some(id) = self.members.find(a.name) else {
+            if self.members.len() >= self.config.max_members {
+                self.stats.drop("member_limit");
+                return;
+            }
+            let id = self.members.insert(MemberRecord {
+                name: CompactString::from(a.name),
+                addr: a.addr,
+                incarnation: a.incarnation,
+                state: MemberState::Alive,
+                state_since: now,
+                meta: a.meta.0.into(),
+                name_hash: name_hash(a.name),
+            });
+            self.add_to_probe_order(id);
+            self.broadcast(a.name, &Message::Alive(a));
+            self.emit(Event::MemberJoined, id);
+            return;
+        };
+        let rec = self.members.rec(id);
+        if a.incarnation <= rec.incarnation {
+            return;
+        }
+        let old_state = rec.state;
+        let changed = rec.addr != a.addr || *rec.meta != *a.meta.0;
+        self.members.update(id, |r| {
+            r.incarnation = a.incarnation;
+            r.addr = a.addr;
+            if changed {
+                r.meta = a.meta.0.into();
+            }
+            if r.state != MemberState::Alive {
+                r.state = MemberState::Alive;
+                r.state_since = now;
+            }
+        });
+        self.suspicions.remove(&id);
+        if matches!(old_state, MemberState::Dead | MemberState::Left) {
+            // Forgotten-but-retained members left the probe order when they
+            // failed; put them back.
+            self.remove_from_probe_order(id);
+            self.add_to_probe_order(id);
+        }
+        self.broadcast(a.name, &Message::Alive(a));
+        match old_state {
+            MemberState::Alive if changed => self.emit(Event::MemberUpdated, id),
+            MemberState::Alive => {}
+            MemberState::Suspect | MemberState::Dead => self.emit(Event::MemberRecovered, id),
+            MemberState::Left => self.emit(Event::MemberJoined, id),
+        }
+    }
+
+    pub(super) fn apply_suspect(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
+        if name == self.config.name {
+            if incarnation >= self.members.rec(self.me).incarnation {
+                self.refute(incarnation);
+            }
+            return;
+        }
+        let Some(id) = self.members.find(name) else {
+            return;
+        };
+        let rec = self.members.rec(id);
+        if incarnation < rec.incarnation {
+            return;
+        }
+        match rec.state {
+            MemberState::Dead | MemberState::Left => {}
+            MemberState::Suspect => {
+                let confirmed = self
+                    .suspicions
+                    .get_mut(&id)
+                    .is_some_and(|t| t.confirm(from));
+                if confirmed {
+                    let deadline = self.suspicions[&id].deadline();
+                    self.suspicion_deadlines.push(Reverse((deadline, id)));
+                    let msg = Message::Suspect(wire::Suspect {
+                        name,
+                        incarnation,
+                        from,
+                    });
+                    self.broadcast(name, &msg);
+                }
+            }
+            MemberState::Alive => {
+                self.members.update(id, |r| {
+                    r.incarnation = incarnation;
+                    r.state = MemberState::Suspect;
+                    r.state_since = now;
+                });
+                self.stats.suspicions += 1;
+                self.start_suspicion(now, id, from);
+                self.broadcast(
+                    name,
+                    &Message::Suspect(wire::Suspect {
+                        name,
+                        incarnation,
+                        from,
+                    }),
+                );
+                self.emit(Event::MemberSuspect, id);
+            }
+        }
+    }
+
+    fn start_suspicion(&mut self, now: Time, id: MemberId, from: &str) {
+        let n = self.members.live_count();
+        let min = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
+        let (k, max) = if self.config.lifeguard {
+            // memberlist: expect mult − 2 confirmations, none in tiny clusters.
+            let k = self.config.suspicion_mult.saturating_sub(2);
+            let k = if n.saturating_sub(2) < k as usize {
+                0
+            } else {
+                k
+            };
+            (k, min * self.config.suspicion_max_timeout_mult)
+        } else {
+            (0, min)
+        };
+        let timer = SuspicionTimer::new(now, from, k, min, max);
+        self.suspicion_deadlines
+            .push(Reverse((timer.deadline(), id)));
+        self.suspicions.insert(id, timer);
+    }
+
+    /// Declares dead every suspect whose timer ran out.
+    pub(super) fn expire_suspicions(&mut self, now: Time) {
+        while let Some(&Reverse((t, id))) = self.suspicion_deadlines.peek() {
+            if t > now {
+                break;
+            }
+            self.suspicion_deadlines.pop();
+            // Entries go stale when a timer shrinks or ends; the map is the
+            // truth.
+            let due = self
+                .suspicions
+                .get(&id)
+                .is_some_and(|timer| timer.deadline() <= now);
+            if !due {
+                continue;
+            }
+            self.suspicions.remove(&id);
+            let rec = self.members.rec(id);
+            let (name, incarnation) = (rec.name.clone(), rec.incarnation);
+            self.stats.deaths_declared += 1;
+            let me = self.config.name.clone();
+            self.apply_dead(now, &name, incarnation, &me);
+        }
+    }
+
+    pub(super) fn apply_dead(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
+        if name == self.config.name {
+            if incarnation >= self.members.rec(self.me).incarnation {
+                self.refute(incarnation);
+            }
+            return;
+        }
+        let Some(id) = self.members.find(name) else {
+            return;
+        };
+        let rec = self.members.rec(id);
+        if incarnation < rec.incarnation || !rec.is_live() {
+            return;
+        }
+        self.set_gone(now, id, incarnation, MemberState::Dead);
+        self.broadcast(
+            name,
+            &Message::Dead(wire::Dead {
+                name,
+                incarnation,
+                from,
+            }),
+        );
+        self.emit(Event::MemberFailed, id);
+    }
+
+    pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32) {
+        if name == self.config.name {
+            if incarnation >= self.members.rec(self.me).incarnation {
+                self.refute(incarnation);
+            }
+            return;
+        }
+        let Some(id) = self.members.find(name) else {
+            return;
+        };
+        let rec = self.members.rec(id);
+        if incarnation < rec.incarnation || rec.state == MemberState::Left {
+            return;
+        }
+        self.set_gone(now, id, incarnation, MemberState::Left);
+        self.broadcast(name, &Message::Left(wire::Left { name, incarnation }));
+        self.emit(Event::MemberLeft, id);
+    }
+
+    fn set_gone(&mut self, now: Time, id: MemberId, incarnation: u32, state: MemberState) {
+        let was_live = self.members.rec(id).is_live();
+        self.members.update(id, |r| {
+            r.incarnation = incarnation;
+            r.state = state;
+            r.state_since = now;
+        });
+        self.suspicions.remove(&id);
+        if was_live {
+            self.gone.push(id);
+        }
+    }
+
+    /// Raises our incarnation above `accused` and tells everyone.
+    fn refute(&mut self, accused: u32) {
+        if self.left {
+            return;
+        }
+        let incarnation = accused
+            .max(self.members.rec(self.me).incarnation)
+            .saturating_add(1);
+        self.members
+            .update(self.me, |r| r.incarnation = incarnation);
+        self.stats.refutations += 1;
+        if self.config.lifeguard {
+            // Being suspected is a sign our own packets are late or lost.
+            self.awareness.apply(1);
+        }
+        let rec = self.members.rec(self.me);
+        let (name, addr, meta) = (rec.name.clone(), rec.addr, rec.meta.clone());
+        let alive = wire::Alive {
+            name: &name,
+            addr,
+            incarnation,
+            meta: wire::Bytes(&meta),
+        };
+        self.broadcast(&name, &Message::Alive(alive));
+    }
+
+    /// Merges one full-state entry from a join reply or a sync. A remote
+    /// `Dead` is only a suspicion here unless we already suspect the member
+    /// (memberlist's rule, plus corroboration): after a partition heals,
+    /// each side holds the other as dead, and believing that outright would
+    /// fail healthy members wholesale.
+    pub(super) fn merge_entry(&mut self, now: Time, m: wire::MemberEntry<'_>) {
+        match m.state {
+            WireState::Alive => self.apply_alive(
+                now,
+                wire::Alive {
+                    name: m.name,
+                    addr: m.addr,
+                    incarnation: m.incarnation,
+                    meta: m.meta,
+                },
+            ),
+            WireState::Left => self.apply_left(now, m.name, m.incarnation),
+            WireState::Suspect | WireState::Dead => {
+                let me = self.config.name.clone();
+                let known_suspect = self.members.find(m.name).is_some_and(|id| {
+                    let r = self.members.rec(id);
+                    r.state == MemberState::Suspect && r.incarnation <= m.incarnation
+                });
+                if m.state == WireState::Dead && known_suspect {
+                    self.apply_dead(now, m.name, m.incarnation, &me);
+                } else if self.members.find(m.name).is_none() && m.name != me {
+                    // Learn of it first, so the suspicion has a record to
+                    // attach to; a dead member we never knew stays unknown.
+                    if m.state == WireState::Suspect {
+                        let alive = wire::Alive {
+                            name: m.name,
+                            addr: m.addr,
+                            incarnation: m.incarnation,
+                            meta: m.meta,
+                        };
+                        self.apply_alive(now, alive);
+                        self.apply_suspect(now, m.name, m.incarnation, &me);
+                    }
+                } else {
+                    self.apply_suspect(now, m.name, m.incarnation, &me);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! SWIM's failure detector: one probe per interval, round-robin over a
+//! shuffled member list; a direct ping, then ping-req through
+//! `indirect_checks` members once the probe timeout passes, then a
+//! suspicion if nothing answered by the end of the interval. Lifeguard
+//! scales both timeouts by the local health multiplier, asks relays for
+//! nacks (missing nacks mean the trouble is ours), and carries a suspicion
+//! on the probe of a suspect (the buddy system) so it can refute at once.
+
+use std::net::SocketAddr;
+
+use compact_str::CompactString;
+use rand::Rng;
+
+use super::Endpoint;
+use crate::event::MemberState;
+use crate::membership::state::MemberId;
+use crate::wire::{self, Message};
+use crate::Time;
+
+/// The probe in flight.
+#[derive(Debug)]
+pub(super) struct Probe {
+    target: MemberId,
+    target_name: CompactString,
+    seq: u32,
+    /// When to fall back to indirect probes.
+    pub(super) timeout_at: Time,
+    /// End of this probe's interval: no ack by then means suspect.
+    pub(super) deadline: Time,
+    pub(super) indirect_sent: bool,
+    pub(super) acked: bool,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+/// A ping-req this node is relaying for another member.
+#[derive(Debug)]
+pub(super) struct Relay {
+    requester: SocketAddr,
+    seq: u32,
+    nack: bool,
+}
+
+impl Endpoint {
+    /// Advances the probe cycle to `now`.
+    pub(super) fn run_probe(&mut self, now: Time) {
+        if let Some(p) = &self.probe {
+            if !p.acked && !p.indirect_sent && now >= p.timeout_at {
+                self.send_ping_reqs();
+            }
+        }
+        if let Some(p) = &self.probe {
+            if now >= p.deadline {
+                let p = self.probe.take().expect("checked above");
+                if !p.acked {
+                    self.probe_failed(now, p);
+                }
+            }
+        }
+        if self.probe.is_none() && now >= self.next_probe {
+            self.start_probe(now);
+        }
+    }
+
+    fn next_target(&mut self) -> Option<MemberId> {
+        for _ in 0..=self.probe_order.len() {
+            if self.probe_pos >= self.probe_order.len() {
+                self.probe_pos = 0;
+                // Reshuffle after each full pass (Fisher-Yates).
+                for i in (1..self.probe_order.len()).rev() {
+                    let j = self.rng.random_range(0..=i);
+                    self.probe_order.swap(i, j);
+                }
+            }
+            let Some(&id) = self.probe_order.get(self.probe_pos) else {
+                return None;
+            };
+            self.probe_pos += 1;
+            if id != self.me && self.members.get(id).is_some_and(|r| r.is_live()) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Puts a newly known member at a random place in the probe order, so
+    /// that it is probed within one pass but not by everyone at once.
+    pub(super) fn add_to_probe_order(&mut self, id: MemberId) {
+        let at = self.rng.random_range(0..=self.probe_order.len());
+        self.probe_order.insert(at, id);
+        if at < self.probe_pos {
+            self.probe_pos += 1;
+        }
+    }
+
+    pub(super) fn remove_from_probe_order(&mut self, id: MemberId) {
+        if let Some(at) = self.probe_order.iter().position(|&x| x == id) {
+            self.probe_order.remove(at);
+            if at < self.probe_pos {
+                self.probe_pos -= 1;
+            }
+        }
+    }
+
+    fn start_probe(&mut self, now: Time) {
+        let interval = self.awareness.scale(self.config.probe_interval);
+        self.next_probe = now + interval;
+        let Some(target) = self.next_target() else {
+            return;
+        };
+        let seq = self.next_seq();
+        let rec = self.members.rec(target);
+        let (addr, name, incarnation, suspect) = (
+            rec.addr,
+            rec.name.clone(),
+            rec.incarnation,
+            rec.state == MemberState::Suspect,
+        );
+        self.stats.probes += 1;
+        let hash = self.members.hash32();
+        let ping = Message::Ping(wire::Ping {
+            seq,
+            target: &name,
+            hash,
+        });
+        if suspect && self.config.lifeguard {
+            // Buddy system: tell the suspect directly so it can refute now
+            // instead of waiting for gossip to reach it.
+            let me = self.config.name.clone();
+            let buddy = Message::Suspect(wire::Suspect {
+                name: &name,
+                incarnation,
+                from: &me,
+            });
+            self.send(addr, &[buddy, ping], true);
+        } else {
+            self.send(addr, &[ping], true);
+        }
+        self.probe = Some(Probe {
+            target,
+            target_name: name,
+            seq,
+            timeout_at: now + self.awareness.scale(self.config.probe_timeout),
+            deadline: now + interval,
+            indirect_sent: false,
+            acked: false,
+            expected_nacks: 0,
+            nacks: 0,
+        });
+    }
+
+    fn send_ping_reqs(&mut self) {
+        let Some(p) = &self.probe else { return };
+        let (target, seq, target_name) = (p.target, p.seq, p.target_name.clone());
+        let Some(target_addr) = self.members.get(target).map(|r| r.addr) else {
+            return;
+        };
+        let relays = self.sample_members(self.config.indirect_checks, |id, r| {
+            id != target && r.state == MemberState::Alive
+        });
+        let nack = self.config.lifeguard;
+        for &id in &relays {
+            let to = self.members.rec(id).addr;
+            let req = Message::PingReq(wire::PingReq {
+                seq,
+                target: &target_name,
+                target_addr,
+                nack,
+            });
+            self.send(to, &[req], true);
+        }
+        self.stats.indirect_probes += 1;
+        if let Some(p) = &mut self.probe {
+            p.indirect_sent = true;
+            p.expected_nacks = if nack { relays.len() as u32 } else { 0 };
+        }
+    }
+
+    fn probe_failed(&mut self, now: Time, p: Probe) {
+        self.stats.failed_probes += 1;
+        if self.config.lifeguard {
+            // Missing nacks mean our own packets are not getting through;
+            // with nobody to ask, any failure counts against us.
+            let delta = if p.expected_nacks > 0 {
+                p.expected_nacks.saturating_sub(p.nacks)
+            } else {
+                1
+            };
+            self.awareness.apply(delta as i32);
+        }
+        let Some(rec) = self.members.get(p.target) else {
+            return;
+        };
+        if rec.name != p.target_name || !rec.is_live() {
+            return;
+        }
+        let incarnation = rec.incarnation;
+        let me = self.config.name.clone();
+        self.apply_suspect(now, &p.target_name, incarnation, &me);
+    }
+
+    pub(super) fn handle_ack(&mut self, seq: u32) {
+        if let Some(p) = &mut self.probe {
+            if p.seq == seq {
+                if !p.acked {
+                    p.acked = true;
+                    if self.config.lifeguard {
+                        self.awareness.apply(-1);
+                    }
+                }
+                return;
+            }
+        }
+        if let Some(relay) = self.relays.remove(&seq) {
+            let hash = self.members.hash32();
+            self.send(
+                relay.requester,
+                &[Message::Ack(wire::Ack {
+                    seq: relay.seq,
+                    hash,
+                })],
+                true,
+            );
+            return;
+        }
+        self.stats.drop("unexpected_ack");
+    }
+
+    pub(super) fn handle_nack(&mut self, seq: u32) {
+        match &mut self.probe {
+            Some(p) if p.seq == seq => p.nacks += 1,
+            _ => self.stats.drop("unexpected_nack"),
+        }
+    }
+
+    pub(super) fn handle_ping_req(&mut self, now: Time, from: SocketAddr, r: wire::PingReq<'_>) {
+        if self.relays.len() >= self.config.max_pending_relays {
+            self.stats.drop("relay_limit");
+            return;
+        }
+        let relay_seq = self.next_seq();
+        let hash = self.members.hash32();
+        self.send(
+            r.target_addr,
+            &[Message::Ping(wire::Ping {
+                seq: relay_seq,
+                target: r.target,
+                hash,
+            })],
+            true,
+        );
+        self.relays.insert(
+            relay_seq,
+            Relay {
+                requester: from,
+                seq: r.seq,
+                nack: r.nack,
+            },
+        );
+        self.relay_deadlines
+            .push_back((now + self.config.probe_timeout, relay_seq));
+    }
+
+    /// Sends nacks for relayed probes whose target stayed silent.
+    pub(super) fn expire_relays(&mut self, now: Time) {
+        while let Some(&(t, seq)) = self.relay_deadlines.front() {
+            if t > now {
+                break;
+            }
+            self.relay_deadlines.pop_front();
+            if let Some(relay) = self.relays.remove(&seq) {
+                if relay.nack {
+                    self.send(
+                        relay.requester,
+                        &[Message::Nack(wire::Nack { seq: relay.seq })],
+                        false,
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! Join, anti-entropy, reconnection and forgetting.
+//!
+//! *Join*: the joiner sends its alive record to the seeds until one answers
+//! with a sample of members (one datagram's worth, the joiner's own old
+//! record first if the seed has one, so a restarted node refutes at once).
+//!
+//! *Anti-entropy*: every ping and ack carries the sender's 32-bit membership
+//! hash. When a probe shows a peer's hash differs from ours (after merging
+//! the datagram's piggybacked updates), we send that peer a sync request
+//! with our per-bucket hashes; it answers with the buckets that differ and
+//! its entries in them, and we push ours for the same buckets. So a quiet,
+//! converged cluster sends no state at all, and a disagreement costs only
+//! the buckets it touches. Rate-limited to one start per `sync_interval`.
+//!
+//! *Reconnection*: every `reconnect_interval` a random failed member gets a
+//! sync request. That is how the halves of a healed partition, each holding
+//! the other as dead, find each other again: the entries exchanged make
+//! each side refute, and the refutations spread.
+
+use std::net::SocketAddr;
+
+use super::Endpoint;
+use crate::event::MemberState;
+use crate::membership::state::{all_buckets, MemberRecord};
+use crate::wire::{self, DatagramBuilder, Message, WireState};
+use crate::Time;
+
+/// A join in progress.
+#[derive(Debug)]
+pub(super) struct Joining {
+    pub(super) seeds: Vec<SocketAddr>,
+    pub(super) next_retry: Time,
+}
+
+/// A sync this node started and may still have to push for.
+#[derive(Debug)]
+pub(super) struct PendingSync {
+    id: u32,
+    peer: SocketAddr,
+    started: Time,
+    pushed: bool,
+}
+
+/// Syncs in flight at once; more would only repeat each other.
+const MAX_PENDING_SYNCS: usize = 4;
+/// Sync requests remembered as answered (duplicates are not answered twice).
+const ANSWERED_MEMORY: usize = 64;
+
+fn wire_state(s: MemberState) -> WireState {
+    match s {
+        MemberState::Alive => WireState::Alive,
+        MemberState::Suspect => WireState::Suspect,
+        MemberState::Dead => WireState::Dead,
+        MemberState::Left => WireState::Left,
+    }
+}
+
+fn entry(r: &MemberRecord) -> Message<'_> {
+    Message::Member(wire::MemberEntry {
+        name: &r.name,
+        addr: r.addr,
+        incarnation: r.incarnation,
+        state: wire_state(r.state),
+        meta: wire::Bytes(&r.meta),
+    })
+}
+
+impl Endpoint {
+    pub(super) fn send_joins(&mut self, now: Time) {
+        let Some(j) = &mut self.joining else { return };
+        j.next_retry = now + self.config.join_retry_interval;
+        let seeds = j.seeds.clone();
+        let rec = self.members.rec(self.me);
+        let (name, meta) = (rec.name.clone(), rec.meta.clone());
+        let member = wire::Alive {
+            name: &name,
+            addr: self.addr,
+            incarnation: rec.incarnation,
+            meta: wire::Bytes(&meta),
+        };
+        for seed in seeds {
+            self.send(seed, &[Message::Join(wire::Join { member })], false);
+        }
+    }
+
+    /// Answers a join from `joiner` with a sample of members.
+    pub(super) fn send_join_reply(&mut self, to: SocketAddr, joiner: &str) {
+        let mut b = self.new_builder();
+        let known = self.members.live_count() as u32;
+        self.push_counted(&mut b, &Message::JoinReply(wire::JoinReply { known }));
+        let mut first = vec![self.me];
+        first.extend(self.members.find(joiner));
+        for id in first.into_iter().rev() {
+            let msg = entry(self.members.rec(id));
+            let before = b.len();
+            if b.push(&msg).is_ok() {
+                let n = b.len() - before;
+                self.count_out(wire::MessageKind::Member, n);
+            }
+        }
+        // A random run of live members fills the rest.
+        let bound = self.members.id_bound();
+        if bound > 0 {
+            let start = rand::Rng::random_range(&mut self.rng, 0..bound);
+            for i in 0..bound {
+                let id = ((start + i) % bound) as u32;
+                let Some(r) = self.members.get(id) else {
+                    continue;
+                };
+                if id == self.me || r.name == joiner || !r.is_live() {
+                    continue;
+                }
+                let msg = entry(r);
+                let before = b.len();
+                if b.push(&msg).is_err() {
+                    break;
+                }
+                self.count_out(wire::MessageKind::Member, b.len() - before);
+            }
+        }
+        self.emit_datagram(to, b);
+    }
+
+    fn push_counted(&mut self, b: &mut DatagramBuilder, msg: &Message<'_>) {
+        let before = b.len();
+        if b.push(msg).is_ok() {
+            self.count_out(msg.kind(), b.len() - before);
+        }
+    }
+
+    /// Starts a sync if a peer was seen to disagree and the rate allows.
+    pub(super) fn run_sync(&mut self, now: Time) {
+        let expiry = self.config.probe_interval * 2;
+        self.syncs
+            .retain(|s| now.saturating_since(s.started) < expiry);
+        let Some(peer) = self.out_of_sync else { return };
+        if now < self.next_sync || self.syncs.len() >= MAX_PENDING_SYNCS {
+            return;
+        }
+        self.out_of_sync = None;
+        self.next_sync = now + self.config.sync_interval;
+        self.start_sync(now, peer);
+    }
+
+    fn start_sync(&mut self, now: Time, peer: SocketAddr) {
+        self.next_sync_id = self.next_sync_id.wrapping_add(1);
+        let id = self.next_sync_id;
+        self.syncs.push(PendingSync {
+            id,
+            peer,
+            started: now,
+            pushed: false,
+        });
+        self.stats.syncs_started += 1;
+        let buckets = self.members.bucket_hashes();
+        self.send(
+            peer,
+            &[Message::SyncRequest(wire::SyncRequest {
+                id,
+                buckets: wire::Bytes(&buckets),
+            })],
+            false,
+        );
+    }
+
+    /// Answers a sync request: the differing buckets and our entries in them.
+    pub(super) fn answer_sync(&mut self, from: SocketAddr, id: u32, buckets: &[u8]) {
+        if self.answered.contains(&(from, id)) {
+            self.stats.drop("duplicate_sync_request");
+            return;
+        }
+        if self.answered.len() >= ANSWERED_MEMORY {
+            self.answered.pop_front();
+        }
+        self.answered.push_back((from, id));
+        self.stats.syncs_answered += 1;
+        let mask = self.members.differing_buckets(buckets);
+        self.send_entries(from, mask, Some(id));
+    }
+
+    /// Handles a sync reply; returns the bucket mask to push if this is the
+    /// first reply to a sync we started.
+    pub(super) fn sync_replied(&mut self, from: SocketAddr, id: u32, mask: u64) -> Option<u64> {
+        let Some(at) = self.syncs.iter().position(|s| s.id == id && s.peer == from) else {
+            self.stats.drop("unexpected_sync_reply");
+            return None;
+        };
+        if mask == 0 {
+            self.syncs.swap_remove(at);
+            return None;
+        }
+        if self.syncs[at].pushed {
+            return None;
+        }
+        self.syncs[at].pushed = true;
+        Some(mask & all_buckets(self.config.sync_buckets))
+    }
+
+    /// Sends every entry in the buckets of `mask`, chunked over as many
+    /// datagrams as it takes; with `reply_to`, each datagram starts with the
+    /// sync reply so that whichever arrives first triggers the push.
+    pub(super) fn send_entries(&mut self, to: SocketAddr, mask: u64, reply_to: Option<u32>) {
+        let reply = reply_to.map(|id| Message::SyncReply(wire::SyncReply { id, mask }));
+        let start = |ep: &mut Endpoint| {
+            let mut b = ep.new_builder();
+            if let Some(r) = &reply {
+                ep.push_counted(&mut b, r);
+            }
+            b
+        };
+        let mut b = start(self);
+        if mask != 0 {
+            let mut sent_bytes: Vec<usize> = Vec::new();
+            let mut datagrams: Vec<DatagramBuilder> = Vec::new();
+            for (_, r) in self.members.iter() {
+                if !self.members.in_buckets(r, mask) {
+                    continue;
+                }
+                let msg = entry(r);
+                let before = b.len();
+                if b.push(&msg).is_err() {
+                    datagrams.push(std::mem::replace(
+                        &mut b,
+                        DatagramBuilder::new(self.header, self.config.max_datagram),
+                    ));
+                    if let Some(rm) = &reply {
+                        let _ = b.push(rm);
+                    }
+                    let before = b.len();
+                    if b.push(&msg).is_err() {
+                        continue;
+                    }
+                    sent_bytes.push(b.len() - before);
+                } else {
+                    sent_bytes.push(b.len() - before);
+                }
+            }
+            for n in sent_bytes {
+                self.count_out(wire::MessageKind::Member, n);
+            }
+            if reply.is_some() {
+                for _ in 0..datagrams.len() {
+                    self.count_out(wire::MessageKind::SyncReply, 0);
+                }
+            }
+            for d in datagrams {
+                self.emit_datagram(to, d);
+            }
+        }
+        self.emit_datagram(to, b);
+    }
+
+    /// Forgets members failed or departed longer than `dead_retention`.
+    pub(super) fn reap(&mut self, now: Time) {
+        let retention = self.config.dead_retention;
+        let mut i = 0;
+        while i < self.gone.len() {
+            let id = self.gone[i];
+            let (gone, expired) = match self.members.get(id) {
+                Some(r) if !r.is_live() => (true, now.saturating_since(r.state_since) >= retention),
+                _ => (false, false),
+            };
+            if !gone || expired {
+                self.gone.swap_remove(i);
+                if expired {
+                    self.remove_from_probe_order(id);
+                    self.suspicions.remove(&id);
+                    self.members.remove(id);
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Sends a sync request to one random failed member.
+    pub(super) fn reconnect(&mut self, now: Time) {
+        let candidates: Vec<SocketAddr> = self
+            .gone
+            .iter()
+            .filter_map(|&id| self.members.get(id))
+            .filter(|r| r.state == MemberState::Dead)
+            .map(|r| r.addr)
+            .collect();
+        if candidates.is_empty() || self.syncs.len() >= MAX_PENDING_SYNCS {
+            return;
+        }
+        let peer = candidates[rand::Rng::random_range(&mut self.rng, 0..candidates.len())];
+        self.start_sync(now, peer);
+    }
+}

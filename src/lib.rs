@@ -1,0 +1,34 @@
+//! vinery: cluster membership and state gossip over raw UDP.
+//!
+//! The protocol lives in [`Endpoint`], a sans-IO state machine: it owns no
+//! socket, thread, clock or global random generator. Bytes and time go in
+//! through [`Endpoint::handle_packet`] and [`Endpoint::handle_timeout`];
+//! datagrams, events and the next deadline come out of
+//! [`Endpoint::poll_transmit`], [`Endpoint::poll_event`] and
+//! [`Endpoint::poll_timeout`]. The same inputs always give the same outputs,
+//! which is what lets [`sim`] run thousands of nodes deterministically.
+//!
+//! Membership is SWIM (ping, ping-req, suspect, dead) with Lifeguard's local
+//! health, dynamic suspicion timeouts and buddy system; updates ride on
+//! probe traffic and on a gossip tick; anti-entropy compares a hash carried
+//! on every probe and exchanges state only where it differs. The algorithm
+//! is described in `docs/PROTOCOL.md`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod broadcast;
+mod config;
+mod endpoint;
+mod event;
+mod membership;
+pub mod sim;
+mod stats;
+mod time;
+pub mod wire;
+
+pub use config::{Config, ConfigError};
+pub use endpoint::{Endpoint, Transmit};
+pub use event::{Event, Member, MemberState};
+pub use membership::suspicion::suspicion_timeout;
+pub use stats::Stats;
+pub use time::Time;

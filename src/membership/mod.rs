@@ -1,0 +1,6 @@
+//! Membership: the member table and the two Lifeguard mechanisms that shape
+//! failure detection (local health and the suspicion timer).
+
+pub(crate) mod awareness;
+pub(crate) mod state;
+pub mod suspicion;

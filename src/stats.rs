@@ -1,0 +1,78 @@
+//! Counters: nothing is dropped, refused or evicted without being counted.
+
+use std::collections::BTreeMap;
+
+use crate::wire::MessageKind;
+
+/// Per-message-kind counters, indexed by wire tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerKind(pub [u64; MessageKind::ALL.len()]);
+
+impl PerKind {
+    /// Adds `n` to `kind`'s counter.
+    pub fn add(&mut self, kind: MessageKind, n: u64) {
+        self.0[kind as usize] += n;
+    }
+
+    /// The counter of `kind`.
+    pub fn get(&self, kind: MessageKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    /// Non-zero counters with their kinds' names.
+    pub fn nonzero(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        MessageKind::ALL
+            .iter()
+            .map(|k| (k.name(), self.get(*k)))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// Everything an [`Endpoint`](crate::Endpoint) counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams received (accepted or not).
+    pub packets_in: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Datagrams sent.
+    pub packets_out: u64,
+    /// Bytes sent (UDP payload).
+    pub bytes_out: u64,
+    /// Messages received, by kind.
+    pub messages_in: PerKind,
+    /// Messages sent, by kind.
+    pub messages_out: PerKind,
+    /// Bytes of messages sent, by kind (headers not included).
+    pub message_bytes_out: PerKind,
+    /// Dropped datagrams, messages and refused updates, by reason.
+    pub drops: BTreeMap<&'static str, u64>,
+    /// Probes started.
+    pub probes: u64,
+    /// Probes that fell back to ping-req.
+    pub indirect_probes: u64,
+    /// Probes that failed and raised a suspicion.
+    pub failed_probes: u64,
+    /// Members this node started suspecting (its own probes or gossip).
+    pub suspicions: u64,
+    /// Suspicions of this node that it refuted.
+    pub refutations: u64,
+    /// Members this node declared dead when their suspicion timed out.
+    pub deaths_declared: u64,
+    /// Anti-entropy exchanges this node started.
+    pub syncs_started: u64,
+    /// Anti-entropy requests this node answered.
+    pub syncs_answered: u64,
+}
+
+impl Stats {
+    /// Counts one drop for `reason`.
+    pub(crate) fn drop(&mut self, reason: &'static str) {
+        *self.drops.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Drops counted for `reason`.
+    pub fn drops_for(&self, reason: &str) -> u64 {
+        self.drops.get(reason).copied().unwrap_or(0)
+    }
+}

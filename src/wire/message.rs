@@ -1,0 +1,400 @@
+//! The messages of the protocol.
+//!
+//! Every message borrows its strings and byte strings from the datagram it
+//! was decoded from, so decoding allocates nothing. The order of the variants
+//! of [`Message`] is the wire tag: append, never reorder.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::Bytes;
+use super::WireError;
+
+/// Longest member name accepted on the wire, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+/// Largest member metadata accepted on the wire, in bytes (as memberlist).
+pub const MAX_META_LEN: usize = 512;
+/// Largest number of anti-entropy buckets a sync request may carry.
+pub const MAX_SYNC_BUCKETS: usize = 64;
+
+/// A 32-bit summary of a node's membership view, carried on probes so that
+/// two nodes find out they disagree without exchanging any state.
+pub type StateHash = [u8; 4];
+
+/// Liveness state of a member as carried in full-state entries.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WireState {
+    /// Believed reachable.
+    Alive,
+    /// Suspected failed; may still refute.
+    Suspect,
+    /// Declared failed.
+    Dead,
+    /// Left on purpose.
+    Left,
+}
+
+/// Direct probe: "are you `target`? answer with an ack of `seq`".
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ping<'a> {
+    /// Sequence number the ack must echo.
+    pub seq: u32,
+    /// Name the sender believes lives at this address; a node with another
+    /// name does not answer (the address was reused).
+    pub target: &'a str,
+    /// The sender's membership hash (anti-entropy trigger).
+    pub hash: StateHash,
+}
+
+/// Indirect probe: "ping `target` for me and forward its ack".
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PingReq<'a> {
+    /// Sequence number the forwarded ack (or nack) must carry.
+    pub seq: u32,
+    /// Name of the member to probe.
+    pub target: &'a str,
+    /// Address of the member to probe.
+    pub target_addr: SocketAddr,
+    /// Whether the requester wants a nack if the target does not answer
+    /// (Lifeguard: missing nacks reveal the requester's own trouble).
+    pub nack: bool,
+}
+
+/// Answer to a ping, or a forwarded answer to a ping-req.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The sequence number being acknowledged.
+    pub seq: u32,
+    /// The sender's membership hash.
+    pub hash: StateHash,
+}
+
+/// A relay's report that the target of a ping-req did not answer in time.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nack {
+    /// The sequence number of the ping-req.
+    pub seq: u32,
+}
+
+/// "`name` is alive at `addr` with this incarnation".
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Alive<'a> {
+    /// Member name.
+    pub name: &'a str,
+    /// Address to reach it at (its advertise address).
+    pub addr: SocketAddr,
+    /// Incarnation; only the member itself raises it.
+    pub incarnation: u32,
+    /// Application metadata (tags).
+    #[serde(borrow)]
+    pub meta: Bytes<'a>,
+}
+
+/// "`from` suspects `name` at this incarnation".
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Suspect<'a> {
+    /// Suspected member.
+    pub name: &'a str,
+    /// Incarnation the suspicion is about.
+    pub incarnation: u32,
+    /// Who suspects it (Lifeguard counts independent confirmations).
+    pub from: &'a str,
+}
+
+/// "`from` declared `name` dead at this incarnation".
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dead<'a> {
+    /// Failed member.
+    pub name: &'a str,
+    /// Incarnation it was declared dead at.
+    pub incarnation: u32,
+    /// Who declared it.
+    pub from: &'a str,
+}
+
+/// "`name` left the cluster on purpose".
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Left<'a> {
+    /// Departed member.
+    pub name: &'a str,
+    /// Its incarnation when it left.
+    pub incarnation: u32,
+}
+
+/// Sent to a seed: the joiner's own alive record, asking for a member sample.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Join<'a> {
+    /// The joiner's record.
+    #[serde(borrow)]
+    pub member: Alive<'a>,
+}
+
+/// The seed's answer to a join; [`Message::Member`] entries follow it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinReply {
+    /// How many members the seed knows (alive or suspect), itself included.
+    pub known: u32,
+}
+
+/// Anti-entropy, step 1: the requester's per-bucket membership hashes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncRequest<'a> {
+    /// Identifies this exchange.
+    pub id: u32,
+    /// Bucket hashes, 4 bytes each, little endian; a power of two of them.
+    #[serde(borrow)]
+    pub buckets: Bytes<'a>,
+}
+
+/// Anti-entropy, step 2: the buckets that differ. Begins every datagram of
+/// the responder's entries, so whichever arrives first starts step 3.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncReply {
+    /// The exchange being answered.
+    pub id: u32,
+    /// Bit i set: bucket i differs (0 means the views agree).
+    pub mask: u64,
+}
+
+/// One member's full record, as sent in join replies and syncs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemberEntry<'a> {
+    /// Member name.
+    pub name: &'a str,
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Its incarnation.
+    pub incarnation: u32,
+    /// Its state as the sender sees it.
+    pub state: WireState,
+    /// Its metadata.
+    #[serde(borrow)]
+    pub meta: Bytes<'a>,
+}
+
+/// One message inside a datagram. A datagram carries one or more, packed
+/// back to back after the header.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // each variant is documented by the struct it wraps
+pub enum Message<'a> {
+    #[serde(borrow)]
+    Ping(Ping<'a>),
+    #[serde(borrow)]
+    PingReq(PingReq<'a>),
+    Ack(Ack),
+    Nack(Nack),
+    #[serde(borrow)]
+    Alive(Alive<'a>),
+    #[serde(borrow)]
+    Suspect(Suspect<'a>),
+    #[serde(borrow)]
+    Dead(Dead<'a>),
+    #[serde(borrow)]
+    Left(Left<'a>),
+    #[serde(borrow)]
+    Join(Join<'a>),
+    JoinReply(JoinReply),
+    #[serde(borrow)]
+    SyncRequest(SyncRequest<'a>),
+    SyncReply(SyncReply),
+    #[serde(borrow)]
+    Member(MemberEntry<'a>),
+}
+
+/// The kinds of message, for statistics and logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
+pub enum MessageKind {
+    Ping,
+    PingReq,
+    Ack,
+    Nack,
+    Alive,
+    Suspect,
+    Dead,
+    Left,
+    Join,
+    JoinReply,
+    SyncRequest,
+    SyncReply,
+    Member,
+}
+
+impl MessageKind {
+    /// Every kind, in wire-tag order.
+    pub const ALL: [MessageKind; 13] = [
+        MessageKind::Ping,
+        MessageKind::PingReq,
+        MessageKind::Ack,
+        MessageKind::Nack,
+        MessageKind::Alive,
+        MessageKind::Suspect,
+        MessageKind::Dead,
+        MessageKind::Left,
+        MessageKind::Join,
+        MessageKind::JoinReply,
+        MessageKind::SyncRequest,
+        MessageKind::SyncReply,
+        MessageKind::Member,
+    ];
+
+    /// A short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Ping => "ping",
+            MessageKind::PingReq => "ping_req",
+            MessageKind::Ack => "ack",
+            MessageKind::Nack => "nack",
+            MessageKind::Alive => "alive",
+            MessageKind::Suspect => "suspect",
+            MessageKind::Dead => "dead",
+            MessageKind::Left => "left",
+            MessageKind::Join => "join",
+            MessageKind::JoinReply => "join_reply",
+            MessageKind::SyncRequest => "sync_request",
+            MessageKind::SyncReply => "sync_reply",
+            MessageKind::Member => "member",
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), WireError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(WireError::BadName);
+    }
+    Ok(())
+}
+
+fn check_meta(meta: Bytes<'_>) -> Result<(), WireError> {
+    if meta.0.len() > MAX_META_LEN {
+        return Err(WireError::BadMeta);
+    }
+    Ok(())
+}
+
+impl<'a> Message<'a> {
+    /// This message's kind.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Ping(_) => MessageKind::Ping,
+            Message::PingReq(_) => MessageKind::PingReq,
+            Message::Ack(_) => MessageKind::Ack,
+            Message::Nack(_) => MessageKind::Nack,
+            Message::Alive(_) => MessageKind::Alive,
+            Message::Suspect(_) => MessageKind::Suspect,
+            Message::Dead(_) => MessageKind::Dead,
+            Message::Left(_) => MessageKind::Left,
+            Message::Join(_) => MessageKind::Join,
+            Message::JoinReply(_) => MessageKind::JoinReply,
+            Message::SyncRequest(_) => MessageKind::SyncRequest,
+            Message::SyncReply(_) => MessageKind::SyncReply,
+            Message::Member(_) => MessageKind::Member,
+        }
+    }
+
+    /// Checks the limits serde cannot express: name and metadata lengths,
+    /// bucket counts. Decoding calls it, so a decoded message is valid.
+    pub fn validate(&self) -> Result<(), WireError> {
+        match self {
+            Message::Ping(p) => check_name(p.target),
+            Message::PingReq(p) => check_name(p.target),
+            Message::Ack(_) | Message::Nack(_) | Message::JoinReply(_) | Message::SyncReply(_) => {
+                Ok(())
+            }
+            Message::Alive(a) | Message::Join(Join { member: a }) => {
+                check_name(a.name)?;
+                check_meta(a.meta)
+            }
+            Message::Suspect(s) => {
+                check_name(s.name)?;
+                check_name(s.from)
+            }
+            Message::Dead(d) => {
+                check_name(d.name)?;
+                check_name(d.from)
+            }
+            Message::Left(l) => check_name(l.name),
+            Message::SyncRequest(s) => {
+                let n = s.buckets.0.len() / 4;
+                if s.buckets.0.len() % 4 != 0 || !n.is_power_of_two() || n > MAX_SYNC_BUCKETS {
+                    return Err(WireError::BadBuckets);
+                }
+                Ok(())
+            }
+            Message::Member(m) => {
+                check_name(m.name)?;
+                check_meta(m.meta)
+            }
+        }
+    }
+}
+
+/// One message of every kind with realistic field sizes: seeds for fuzzing
+/// corpora, codec benchmarks and round-trip tests.
+pub fn example_messages() -> Vec<Message<'static>> {
+    let addr: SocketAddr = "10.0.3.17:7946".parse().expect("literal address");
+    let addr6: SocketAddr = "[2001:db8::17]:7946".parse().expect("literal address");
+    vec![
+        Message::Ping(Ping {
+            seq: 70_001,
+            target: "node-0017",
+            hash: [1, 2, 3, 4],
+        }),
+        Message::PingReq(PingReq {
+            seq: 70_002,
+            target: "node-0017",
+            target_addr: addr6,
+            nack: true,
+        }),
+        Message::Ack(Ack {
+            seq: 70_001,
+            hash: [5, 6, 7, 8],
+        }),
+        Message::Nack(Nack { seq: 70_002 }),
+        Message::Alive(Alive {
+            name: "node-0017",
+            addr,
+            incarnation: 3,
+            meta: Bytes(b"role=web"),
+        }),
+        Message::Suspect(Suspect {
+            name: "node-0017",
+            incarnation: 3,
+            from: "node-0002",
+        }),
+        Message::Dead(Dead {
+            name: "node-0017",
+            incarnation: 3,
+            from: "node-0002",
+        }),
+        Message::Left(Left {
+            name: "node-0017",
+            incarnation: 4,
+        }),
+        Message::Join(Join {
+            member: Alive {
+                name: "node-0099",
+                addr: addr6,
+                incarnation: 0,
+                meta: Bytes(b""),
+            },
+        }),
+        Message::JoinReply(JoinReply { known: 1000 }),
+        Message::SyncRequest(SyncRequest {
+            id: 9,
+            buckets: Bytes(&[0xab; 4 * 32]),
+        }),
+        Message::SyncReply(SyncReply {
+            id: 9,
+            mask: 0x8000_0000_0000_0001,
+        }),
+        Message::Member(MemberEntry {
+            name: "node-0017",
+            addr,
+            incarnation: 3,
+            state: WireState::Suspect,
+            meta: Bytes(b"zone=b"),
+        }),
+    ]
+}

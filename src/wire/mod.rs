@@ -1,0 +1,339 @@
+//! The wire format: one UDP datagram is a fixed header followed by one or
+//! more bincode-encoded [`Message`]s packed back to back.
+//!
+//! ```text
+//! 0      2       3      4              8
+//! +------+-------+------+--------------+---------------------------+
+//! | "vn" | vers. | flags| cluster tag  | message | message | ...   |
+//! +------+-------+------+--------------+---------------------------+
+//! ```
+//!
+//! The header is fixed-size and hand-written so that a datagram of another
+//! cluster or protocol version is rejected before a single message byte is
+//! decoded. Every builder packs to a byte budget and never exceeds it.
+
+mod codec;
+mod message;
+
+pub(crate) use codec::{decode_from, encode_into, encode_to_vec};
+pub use codec::{Bytes, DoesNotFit};
+pub use message::*;
+
+use std::fmt;
+
+/// First two bytes of every datagram.
+pub const MAGIC: [u8; 2] = *b"vn";
+/// Version of the format; a datagram with another version is dropped.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Bytes taken by the header.
+pub const HEADER_LEN: usize = 8;
+/// Smallest datagram budget a node may be configured with.
+pub const MIN_DATAGRAM: usize = 512;
+/// Largest UDP payload over IPv4.
+pub const MAX_DATAGRAM: usize = 65_507;
+/// Default budget: safe under the common 1500-byte MTU with IP/UDP headers
+/// and tunnel overhead.
+pub const DEFAULT_DATAGRAM: usize = 1400;
+
+/// The header flag bits this version understands (none yet; bit 0 is
+/// reserved for encryption).
+const KNOWN_FLAGS: u8 = 0;
+
+/// Why a datagram or message was rejected. Decoding never panics; every bad
+/// input ends in one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireError {
+    /// Shorter than the header.
+    TooShort,
+    /// Does not start with [`MAGIC`].
+    BadMagic,
+    /// Another protocol version.
+    UnsupportedVersion(u8),
+    /// Flag bits this version does not know.
+    UnknownFlags(u8),
+    /// Belongs to another cluster.
+    WrongCluster,
+    /// Longer than [`MAX_DATAGRAM`].
+    Oversized,
+    /// The header is fine but carries no message.
+    Empty,
+    /// A message ends past the end of the datagram.
+    Truncated,
+    /// A length field claims more than a datagram can hold.
+    TooLarge,
+    /// Bytes that are not a message (unknown tag, bad UTF-8, bad integer).
+    Malformed,
+    /// A member name that is empty or longer than [`MAX_NAME_LEN`].
+    BadName,
+    /// Metadata longer than [`MAX_META_LEN`].
+    BadMeta,
+    /// A sync request whose bucket list is not a power of two of 4-byte hashes.
+    BadBuckets,
+}
+
+impl WireError {
+    /// A short snake_case name (statistics keys, logs).
+    pub fn name(self) -> &'static str {
+        match self {
+            WireError::TooShort => "too_short",
+            WireError::BadMagic => "bad_magic",
+            WireError::UnsupportedVersion(_) => "unsupported_version",
+            WireError::UnknownFlags(_) => "unknown_flags",
+            WireError::WrongCluster => "wrong_cluster",
+            WireError::Oversized => "oversized",
+            WireError::Empty => "empty",
+            WireError::Truncated => "truncated",
+            WireError::TooLarge => "too_large",
+            WireError::Malformed => "malformed",
+            WireError::BadName => "bad_name",
+            WireError::BadMeta => "bad_meta",
+            WireError::BadBuckets => "bad_buckets",
+        }
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::UnsupportedVersion(v) => write!(f, "unsupported protocol version {v}"),
+            WireError::UnknownFlags(b) => write!(f, "unknown header flags {b:#04x}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// A 32-bit tag derived from the cluster name, carried in every header so
+/// that clusters sharing a network never mix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterTag(pub u32);
+
+impl ClusterTag {
+    /// The tag of a cluster name (FNV-1a, stable across versions and hosts).
+    pub fn from_name(name: &str) -> ClusterTag {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in name.bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(0x0100_0193);
+        }
+        ClusterTag(h)
+    }
+}
+
+/// The fixed datagram header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Protocol version.
+    pub version: u8,
+    /// Flag bits.
+    pub flags: u8,
+    /// Cluster tag.
+    pub cluster: ClusterTag,
+}
+
+impl Header {
+    /// The header this version writes for `cluster`.
+    pub fn new(cluster: ClusterTag) -> Header {
+        Header {
+            version: PROTOCOL_VERSION,
+            flags: 0,
+            cluster,
+        }
+    }
+
+    /// The header's bytes.
+    pub fn to_bytes(self) -> [u8; HEADER_LEN] {
+        let c = self.cluster.0.to_le_bytes();
+        [
+            MAGIC[0],
+            MAGIC[1],
+            self.version,
+            self.flags,
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+        ]
+    }
+
+    /// Reads and checks the header, returning it and the message bytes.
+    /// Checks run cheapest first; nothing past the header is looked at.
+    pub fn parse(bytes: &[u8]) -> Result<(Header, &[u8]), WireError> {
+        if bytes.len() > MAX_DATAGRAM {
+            return Err(WireError::Oversized);
+        }
+        let Some((head, body)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+            return Err(WireError::TooShort);
+        };
+        if head[0..2] != MAGIC {
+            return Err(WireError::BadMagic);
+        }
+        if head[2] != PROTOCOL_VERSION {
+            return Err(WireError::UnsupportedVersion(head[2]));
+        }
+        if head[3] & !KNOWN_FLAGS != 0 {
+            return Err(WireError::UnknownFlags(head[3]));
+        }
+        let cluster = ClusterTag(u32::from_le_bytes([head[4], head[5], head[6], head[7]]));
+        Ok((
+            Header {
+                version: head[2],
+                flags: head[3],
+                cluster,
+            },
+            body,
+        ))
+    }
+}
+
+/// A received datagram whose header has been checked.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    /// Its header.
+    pub header: Header,
+    body: &'a [u8],
+}
+
+impl<'a> Datagram<'a> {
+    /// Checks the header (including the cluster tag) and the presence of at
+    /// least one message. Messages are decoded lazily by [`Datagram::messages`].
+    pub fn parse(bytes: &'a [u8], cluster: ClusterTag) -> Result<Datagram<'a>, WireError> {
+        let (header, body) = Header::parse(bytes)?;
+        if header.cluster != cluster {
+            return Err(WireError::WrongCluster);
+        }
+        if body.is_empty() {
+            return Err(WireError::Empty);
+        }
+        Ok(Datagram { header, body })
+    }
+
+    /// The messages, in order. Iteration stops after the first error, which
+    /// it yields; each step consumes at least one byte, so it ends quickly.
+    pub fn messages(&self) -> Messages<'a> {
+        Messages { rest: self.body }
+    }
+
+    /// Decodes every message, failing on the first bad one. Used where a
+    /// datagram must be accepted or rejected whole, leaving state untouched.
+    pub fn decode_all(&self, out: &mut Vec<Message<'a>>) -> Result<(), WireError> {
+        out.clear();
+        for m in self.messages() {
+            out.push(m?);
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over the messages of a [`Datagram`].
+#[derive(Clone, Debug)]
+pub struct Messages<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Messages<'a> {
+    type Item = Result<Message<'a>, WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match decode_message(self.rest) {
+            Ok((msg, used)) => {
+                self.rest = &self.rest[used..];
+                Some(Ok(msg))
+            }
+            Err(e) => {
+                self.rest = &[];
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Decodes and validates one message from the start of `bytes`.
+pub fn decode_message(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
+    let (msg, used): (Message<'_>, usize) = decode_from(bytes)?;
+    msg.validate()?;
+    Ok((msg, used))
+}
+
+/// Encodes one message into a new vector (for broadcasts, encoded once and
+/// copied into many datagrams).
+pub fn encode_message(msg: &Message<'_>) -> Vec<u8> {
+    encode_to_vec(msg)
+}
+
+/// Packs messages into one datagram, never exceeding its budget.
+#[derive(Debug)]
+pub struct DatagramBuilder {
+    buf: Vec<u8>,
+    len: usize,
+    messages: usize,
+}
+
+impl DatagramBuilder {
+    /// An empty datagram with `header`, limited to `budget` bytes in all
+    /// (header included). `budget` is clamped to
+    /// [`HEADER_LEN`]..=[`MAX_DATAGRAM`].
+    pub fn new(header: Header, budget: usize) -> DatagramBuilder {
+        let budget = budget.clamp(HEADER_LEN, MAX_DATAGRAM);
+        let mut buf = vec![0u8; budget];
+        buf[..HEADER_LEN].copy_from_slice(&header.to_bytes());
+        DatagramBuilder {
+            buf,
+            len: HEADER_LEN,
+            messages: 0,
+        }
+    }
+
+    /// Appends `msg` if it fits; otherwise leaves the datagram unchanged.
+    pub fn push(&mut self, msg: &Message<'_>) -> Result<(), DoesNotFit> {
+        let n = encode_into(msg, &mut self.buf[self.len..])?;
+        self.len += n;
+        self.messages += 1;
+        Ok(())
+    }
+
+    /// Appends an already-encoded message if it fits.
+    pub fn push_encoded(&mut self, encoded: &[u8]) -> Result<(), DoesNotFit> {
+        let end = self.len + encoded.len();
+        if encoded.is_empty() || end > self.buf.len() {
+            return Err(DoesNotFit);
+        }
+        self.buf[self.len..end].copy_from_slice(encoded);
+        self.len = end;
+        self.messages += 1;
+        Ok(())
+    }
+
+    /// Bytes still free.
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.len
+    }
+
+    /// Bytes used so far, header included.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no message has been added.
+    pub fn is_empty(&self) -> bool {
+        self.messages == 0
+    }
+
+    /// Number of messages added.
+    pub fn message_count(&self) -> usize {
+        self.messages
+    }
+
+    /// The finished datagram.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf.truncate(self.len);
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests;
