@@ -66,7 +66,7 @@ pub struct Config {
     /// Default: 200 ms.
     pub sync_interval: Duration,
     /// How often to try to reach one random failed member, which is how two
-    /// halves of a healed partition find each other again. Default: 5 s.
+    /// halves of a healed partition find each other again. Default: 10 s.
     pub reconnect_interval: Duration,
     /// How long failed and departed members are remembered (and, if failed,
     /// retried) before being forgotten. Default: 1 h.
@@ -111,7 +111,7 @@ impl Config {
             lifeguard: true,
             sync_buckets: 32,
             sync_interval: Duration::from_millis(200),
-            reconnect_interval: Duration::from_secs(5),
+            reconnect_interval: Duration::from_secs(10),
             dead_retention: Duration::from_secs(3600),
             join_retry_interval: Duration::from_secs(1),
             max_members: 65_536,
@@ -130,7 +130,7 @@ impl Config {
             gossip_nodes: 4,
             gossip_to_dead_time: Duration::from_secs(60),
             sync_interval: Duration::from_millis(500),
-            reconnect_interval: Duration::from_secs(15),
+            reconnect_interval: Duration::from_secs(30),
             ..Config::lan()
         }
     }
@@ -145,7 +145,7 @@ impl Config {
             gossip_interval: Duration::from_millis(100),
             gossip_to_dead_time: Duration::from_secs(15),
             sync_interval: Duration::from_millis(100),
-            reconnect_interval: Duration::from_secs(2),
+            reconnect_interval: Duration::from_secs(5),
             ..Config::lan()
         }
     }
