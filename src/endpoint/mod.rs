@@ -330,7 +330,7 @@ impl Endpoint {
                 after.peer_hash = Some(a.hash);
                 self.handle_ack(a.seq);
             }
-            Message::Nack(n) => self.handle_nack(n.seq),
+            Message::Nack(n) => self.handle_nack(now, n.seq),
             Message::Alive(a) => self.apply_alive(now, a),
             Message::Suspect(s) => self.apply_suspect(now, s.name, s.incarnation, s.from),
             Message::Dead(d) => self.apply_dead(now, d.name, d.incarnation, d.from),

@@ -33,6 +33,19 @@ pub(super) struct Probe {
     nacks: u32,
 }
 
+impl Probe {
+    /// Every relay asked has reported that the target is silent too: the
+    /// direct and all indirect paths failed, and waiting for the rest of the
+    /// interval would only delay the suspicion. (memberlist waits out the
+    /// interval; this is where vinery gains on first detection.)
+    fn conclusively_failed(&self) -> bool {
+        !self.acked
+            && self.indirect_sent
+            && self.expected_nacks > 0
+            && self.nacks >= self.expected_nacks
+    }
+}
+
 /// A ping-req this node is relaying for another member.
 #[derive(Debug)]
 pub(super) struct Relay {
@@ -50,7 +63,7 @@ impl Endpoint {
             }
         }
         if let Some(p) = &self.probe {
-            if now >= p.deadline {
+            if now >= p.deadline || p.conclusively_failed() {
                 let p = self.probe.take().expect("checked above");
                 if !p.acked {
                     self.probe_failed(now, p);
@@ -226,9 +239,14 @@ impl Endpoint {
         self.stats.drop("unexpected_ack");
     }
 
-    pub(super) fn handle_nack(&mut self, seq: u32) {
+    pub(super) fn handle_nack(&mut self, now: Time, seq: u32) {
         match &mut self.probe {
-            Some(p) if p.seq == seq => p.nacks += 1,
+            Some(p) if p.seq == seq => {
+                p.nacks += 1;
+                if p.conclusively_failed() {
+                    self.run_probe(now);
+                }
+            }
             _ => self.stats.drop("unexpected_nack"),
         }
     }
@@ -257,8 +275,11 @@ impl Endpoint {
                 nack: r.nack,
             },
         );
+        // Half the probe timeout: the requester already waited a full one,
+        // and nacks that arrive well before its interval ends let it
+        // conclude early (see `Probe::conclusively_failed`).
         self.relay_deadlines
-            .push_back((now + self.config.probe_timeout, relay_seq));
+            .push_back((now + self.config.probe_timeout / 2, relay_seq));
     }
 
     /// Sends nacks for relayed probes whose target stayed silent.

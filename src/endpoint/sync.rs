@@ -134,11 +134,15 @@ impl Endpoint {
         self.syncs
             .retain(|s| now.saturating_since(s.started) < expiry);
         let Some(peer) = self.out_of_sync else { return };
-        if now < self.next_sync || self.syncs.len() >= MAX_PENDING_SYNCS {
+        if now < self.next_sync {
+            return;
+        }
+        self.next_sync = now + self.config.sync_interval;
+        if self.syncs.len() >= MAX_PENDING_SYNCS {
+            // Try again next interval; the pending ones expire meanwhile.
             return;
         }
         self.out_of_sync = None;
-        self.next_sync = now + self.config.sync_interval;
         self.start_sync(now, peer);
     }
 

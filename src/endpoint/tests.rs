@@ -25,7 +25,12 @@ fn datagram(msgs: &[Message<'_>]) -> Vec<u8> {
 }
 
 fn alive(name: &str, i: u16, incarnation: u32) -> Message<'_> {
-    Message::Alive(wire::Alive { name, addr: addr(i), incarnation, meta: Bytes(b"") })
+    Message::Alive(wire::Alive {
+        name,
+        addr: addr(i),
+        incarnation,
+        meta: Bytes(b""),
+    })
 }
 
 fn feed(ep: &mut Endpoint, now: Time, msgs: &[Message<'_>]) {
@@ -37,7 +42,9 @@ fn state_of(ep: &Endpoint, name: &str) -> Option<(MemberState, u32)> {
 }
 
 fn events(ep: &mut Endpoint) -> Vec<(&'static str, String)> {
-    std::iter::from_fn(|| ep.poll_event()).map(|e| (e.kind(), e.member().name.clone())).collect()
+    std::iter::from_fn(|| ep.poll_event())
+        .map(|e| (e.kind(), e.member().name.clone()))
+        .collect()
 }
 
 /// Every message in every datagram `ep` wants to send, with destinations.
@@ -96,9 +103,25 @@ fn precedence_rules() {
     let t = Time::ZERO;
     feed(&mut a, t, &[alive("b", 2, 1)]);
     // Suspect(i) beats Alive(j) for i >= j; a stale suspicion does not.
-    feed(&mut a, t, &[Message::Suspect(wire::Suspect { name: "b", incarnation: 0, from: "c" })]);
+    feed(
+        &mut a,
+        t,
+        &[Message::Suspect(wire::Suspect {
+            name: "b",
+            incarnation: 0,
+            from: "c",
+        })],
+    );
     assert_eq!(state_of(&a, "b"), Some((MemberState::Alive, 1)));
-    feed(&mut a, t, &[Message::Suspect(wire::Suspect { name: "b", incarnation: 1, from: "c" })]);
+    feed(
+        &mut a,
+        t,
+        &[Message::Suspect(wire::Suspect {
+            name: "b",
+            incarnation: 1,
+            from: "c",
+        })],
+    );
     assert_eq!(state_of(&a, "b"), Some((MemberState::Suspect, 1)));
     // Alive(j) does not beat Suspect(i) unless j > i.
     feed(&mut a, t, &[alive("b", 2, 1)]);
@@ -106,9 +129,25 @@ fn precedence_rules() {
     feed(&mut a, t, &[alive("b", 2, 2)]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Alive, 2)));
     // Dead(i) beats Alive(j) for i >= j, and then Suspect(i) changes nothing.
-    feed(&mut a, t, &[Message::Dead(wire::Dead { name: "b", incarnation: 2, from: "c" })]);
+    feed(
+        &mut a,
+        t,
+        &[Message::Dead(wire::Dead {
+            name: "b",
+            incarnation: 2,
+            from: "c",
+        })],
+    );
     assert_eq!(state_of(&a, "b"), Some((MemberState::Dead, 2)));
-    feed(&mut a, t, &[Message::Suspect(wire::Suspect { name: "b", incarnation: 2, from: "c" })]);
+    feed(
+        &mut a,
+        t,
+        &[Message::Suspect(wire::Suspect {
+            name: "b",
+            incarnation: 2,
+            from: "c",
+        })],
+    );
     assert_eq!(state_of(&a, "b"), Some((MemberState::Dead, 2)));
     // Alive at the same incarnation does not revive; a higher one does.
     feed(&mut a, t, &[alive("b", 2, 2)]);
@@ -116,12 +155,26 @@ fn precedence_rules() {
     feed(&mut a, t, &[alive("b", 2, 3)]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Alive, 3)));
     // Left beats Alive at the same incarnation.
-    feed(&mut a, t, &[Message::Left(wire::Left { name: "b", incarnation: 3 })]);
+    feed(
+        &mut a,
+        t,
+        &[Message::Left(wire::Left {
+            name: "b",
+            incarnation: 3,
+        })],
+    );
     assert_eq!(state_of(&a, "b"), Some((MemberState::Left, 3)));
     let kinds: Vec<&str> = events(&mut a).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
         kinds,
-        vec!["member_joined", "member_suspect", "member_recovered", "member_failed", "member_recovered", "member_left"]
+        vec![
+            "member_joined",
+            "member_suspect",
+            "member_recovered",
+            "member_failed",
+            "member_recovered",
+            "member_left"
+        ]
     );
 }
 
@@ -130,17 +183,49 @@ fn suspicion_of_self_is_refuted_with_a_higher_incarnation() {
     let mut a = endpoint("a", 1);
     feed(&mut a, Time::ZERO, &[alive("b", 2, 0)]);
     let before = a.pending_broadcasts();
-    feed(&mut a, Time::ZERO, &[Message::Suspect(wire::Suspect { name: "a", incarnation: 0, from: "b" })]);
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Suspect(wire::Suspect {
+            name: "a",
+            incarnation: 0,
+            from: "b",
+        })],
+    );
     assert_eq!(a.local_member().incarnation, 1);
     assert_eq!(a.local_member().state, MemberState::Alive);
     assert_eq!(a.stats().refutations, 1);
-    assert_eq!(a.pending_broadcasts(), before + 1, "the refutation is queued");
-    assert_eq!(a.health_score(), 1, "Lifeguard: being suspected hurts local health");
+    assert_eq!(
+        a.pending_broadcasts(),
+        before + 1,
+        "the refutation is queued"
+    );
+    assert_eq!(
+        a.health_score(),
+        1,
+        "Lifeguard: being suspected hurts local health"
+    );
     // An old accusation does not make it refute again.
-    feed(&mut a, Time::ZERO, &[Message::Suspect(wire::Suspect { name: "a", incarnation: 0, from: "b" })]);
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Suspect(wire::Suspect {
+            name: "a",
+            incarnation: 0,
+            from: "b",
+        })],
+    );
     assert_eq!(a.local_member().incarnation, 1);
     // Dead about us at our incarnation: refute again.
-    feed(&mut a, Time::ZERO, &[Message::Dead(wire::Dead { name: "a", incarnation: 1, from: "b" })]);
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Dead(wire::Dead {
+            name: "a",
+            incarnation: 1,
+            from: "b",
+        })],
+    );
     assert_eq!(a.local_member().incarnation, 2);
 }
 
@@ -150,11 +235,24 @@ fn a_restarted_node_refutes_its_old_record() {
     // at 5. The join reply carries the old record, and it refutes.
     let mut seed = endpoint("seed", 1);
     feed(&mut seed, Time::ZERO, &[alive("r", 2, 5)]);
-    feed(&mut seed, Time::ZERO, &[Message::Dead(wire::Dead { name: "r", incarnation: 5, from: "x" })]);
+    feed(
+        &mut seed,
+        Time::ZERO,
+        &[Message::Dead(wire::Dead {
+            name: "r",
+            incarnation: 5,
+            from: "x",
+        })],
+    );
     let mut restarted = endpoint("r", 2);
     restarted.join(Time::ZERO, &[addr(1)]);
     let mut eps = [seed, restarted];
-    run(&mut eps, Time::ZERO, Time::from_secs(1), Duration::from_millis(1));
+    run(
+        &mut eps,
+        Time::ZERO,
+        Time::from_secs(1),
+        Duration::from_millis(1),
+    );
     let [seed, restarted] = &mut eps;
     assert_eq!(restarted.local_member().incarnation, 6);
     assert_eq!(state_of(seed, "r"), Some((MemberState::Alive, 6)));
@@ -169,10 +267,19 @@ fn two_nodes_join_and_probe_each_other() {
     assert_eq!(b.stats().messages_out.get(MessageKind::Join), 1);
     a.handle_timeout(Time::ZERO);
     let mut eps = [a, b];
-    run(&mut eps, Time::ZERO, Time::from_secs(5), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::ZERO,
+        Time::from_secs(5),
+        Duration::from_millis(10),
+    );
     for ep in &eps {
         assert_eq!(ep.num_live(), 2);
-        assert!(ep.stats().probes >= 3, "probes every second: {}", ep.stats().probes);
+        assert!(
+            ep.stats().probes >= 3,
+            "probes every second: {}",
+            ep.stats().probes
+        );
         assert_eq!(ep.stats().failed_probes, 0);
     }
     assert_eq!(eps[0].membership_hash(), eps[1].membership_hash());
@@ -180,22 +287,45 @@ fn two_nodes_join_and_probe_each_other() {
 
 #[test]
 fn an_unanswered_probe_goes_indirect_then_suspects_then_declares_dead() {
-    let mut eps = vec![endpoint("a", 1), endpoint("b", 2), endpoint("c", 3), endpoint("d", 4)];
+    let mut eps = vec![
+        endpoint("a", 1),
+        endpoint("b", 2),
+        endpoint("c", 3),
+        endpoint("d", 4),
+    ];
     for i in 1..eps.len() {
         eps[i].join(Time::ZERO, &[addr(1)]);
     }
-    run(&mut eps, Time::ZERO, Time::from_secs(3), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::ZERO,
+        Time::from_secs(3),
+        Duration::from_millis(10),
+    );
     assert!(eps.iter().all(|e| e.num_live() == 4));
     for e in eps.iter_mut() {
         events(e);
     }
     // d crashes: it is removed from the network.
     eps.pop();
-    run(&mut eps, Time::from_secs(3), Time::from_secs(40), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::from_secs(3),
+        Time::from_secs(40),
+        Duration::from_millis(10),
+    );
     for e in eps.iter_mut() {
-        assert_eq!(state_of(e, "d").map(|s| s.0), Some(MemberState::Dead), "{}", e.name());
+        assert_eq!(
+            state_of(e, "d").map(|s| s.0),
+            Some(MemberState::Dead),
+            "{}",
+            e.name()
+        );
         let evs = events(e);
-        assert!(evs.contains(&("member_suspect", "d".to_string())) || evs.contains(&("member_failed", "d".to_string())));
+        assert!(
+            evs.contains(&("member_suspect", "d".to_string()))
+                || evs.contains(&("member_failed", "d".to_string()))
+        );
         assert!(evs.contains(&("member_failed", "d".to_string())));
     }
     let total = |f: fn(&Stats) -> u64| eps.iter().map(|e| f(e.stats())).sum::<u64>();
@@ -203,7 +333,10 @@ fn an_unanswered_probe_goes_indirect_then_suspects_then_declares_dead() {
     assert!(total(|s| s.failed_probes) > 0);
     assert!(total(|s| s.deaths_declared) > 0);
     assert!(total(|s| s.messages_out.get(MessageKind::PingReq)) > 0);
-    assert!(total(|s| s.messages_out.get(MessageKind::Nack)) > 0, "relays nack an unanswered target");
+    assert!(
+        total(|s| s.messages_out.get(MessageKind::Nack)) > 0,
+        "relays nack an unanswered target"
+    );
 }
 
 #[test]
@@ -212,27 +345,57 @@ fn graceful_leave_is_reported_as_left_not_failed() {
     for i in 1..eps.len() {
         eps[i].join(Time::ZERO, &[addr(1)]);
     }
-    run(&mut eps, Time::ZERO, Time::from_secs(3), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::ZERO,
+        Time::from_secs(3),
+        Duration::from_millis(10),
+    );
     for e in eps.iter_mut() {
         events(e);
     }
     eps[2].leave(Time::from_secs(3));
-    run(&mut eps, Time::from_secs(3), Time::from_secs(30), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::from_secs(3),
+        Time::from_secs(30),
+        Duration::from_millis(10),
+    );
     for e in eps[..2].iter_mut() {
         assert_eq!(state_of(e, "c").map(|s| s.0), Some(MemberState::Left));
         assert_eq!(events(e), vec![("member_left", "c".to_string())]);
     }
     assert!(eps[2].has_left());
-    assert_eq!(eps[2].pending_broadcasts(), 0, "the Left broadcast went out");
+    assert_eq!(
+        eps[2].pending_broadcasts(),
+        0,
+        "the Left broadcast went out"
+    );
 }
 
 #[test]
 fn ping_for_another_name_is_not_acked() {
     let mut a = endpoint("a", 1);
-    feed(&mut a, Time::ZERO, &[Message::Ping(wire::Ping { seq: 7, target: "someone-else", hash: [0; 4] })]);
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Ping(wire::Ping {
+            seq: 7,
+            target: "someone-else",
+            hash: [0; 4],
+        })],
+    );
     assert!(sent(&mut a).is_empty());
     assert_eq!(a.stats().drops_for("misdirected_ping"), 1);
-    feed(&mut a, Time::ZERO, &[Message::Ping(wire::Ping { seq: 7, target: "a", hash: [0; 4] })]);
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Ping(wire::Ping {
+            seq: 7,
+            target: "a",
+            hash: [0; 4],
+        })],
+    );
     assert_eq!(sent(&mut a), vec![(addr(999), vec![MessageKind::Ack])]);
 }
 
@@ -242,7 +405,10 @@ fn a_bad_datagram_changes_nothing_even_after_good_messages() {
     let mut bytes = datagram(&[alive("b", 2, 0), alive("c", 3, 0)]);
     let good_len = bytes.len();
     bytes.push(200); // an unknown message tag after two good messages
-    assert_eq!(a.handle_packet(Time::ZERO, addr(2), &bytes), Err(WireError::Malformed));
+    assert_eq!(
+        a.handle_packet(Time::ZERO, addr(2), &bytes),
+        Err(WireError::Malformed)
+    );
     assert_eq!(a.num_known(), 1);
     assert_eq!(a.pending_broadcasts(), 0);
     assert!(a.poll_event().is_none());
@@ -253,7 +419,10 @@ fn a_bad_datagram_changes_nothing_even_after_good_messages() {
         b.push(&alive("b", 2, 0)).unwrap();
         b.finish()
     };
-    assert_eq!(a.handle_packet(Time::ZERO, addr(2), &other_cluster), Err(WireError::WrongCluster));
+    assert_eq!(
+        a.handle_packet(Time::ZERO, addr(2), &other_cluster),
+        Err(WireError::WrongCluster)
+    );
     assert_eq!(a.stats().drops_for("wrong_cluster"), 1);
     assert_eq!(a.num_known(), 1);
     a.handle_packet(Time::ZERO, addr(2), &bytes).unwrap();
@@ -276,7 +445,15 @@ fn member_cap_refuses_and_counts_new_names() {
 fn buddy_system_tells_a_suspect_with_the_probe() {
     let mut a = endpoint("a", 1);
     feed(&mut a, Time::ZERO, &[alive("b", 2, 0)]);
-    feed(&mut a, Time::ZERO, &[Message::Suspect(wire::Suspect { name: "b", incarnation: 0, from: "c" })]);
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Suspect(wire::Suspect {
+            name: "b",
+            incarnation: 0,
+            from: "c",
+        })],
+    );
     sent(&mut a);
     // Run until a probes b.
     let mut now = Time::ZERO;
@@ -284,7 +461,10 @@ fn buddy_system_tells_a_suspect_with_the_probe() {
         now = a.poll_timeout().unwrap();
         a.handle_timeout(now);
         let out = sent(&mut a);
-        if let Some((_, kinds)) = out.into_iter().find(|(to, k)| *to == addr(2) && k.contains(&MessageKind::Ping)) {
+        if let Some((_, kinds)) = out
+            .into_iter()
+            .find(|(to, k)| *to == addr(2) && k.contains(&MessageKind::Ping))
+        {
             break kinds;
         }
         assert!(now < Time::from_secs(10));
@@ -301,9 +481,25 @@ fn suspicion_timer_shrinks_with_independent_confirmations() {
         for (i, n) in names.iter().enumerate() {
             feed(&mut a, Time::ZERO, &[alive(n, i as u16 + 2, 0)]);
         }
-        feed(&mut a, Time::ZERO, &[Message::Suspect(wire::Suspect { name: "m0", incarnation: 0, from: "m1" })]);
+        feed(
+            &mut a,
+            Time::ZERO,
+            &[Message::Suspect(wire::Suspect {
+                name: "m0",
+                incarnation: 0,
+                from: "m1",
+            })],
+        );
         for c in confirmers {
-            feed(&mut a, Time::ZERO, &[Message::Suspect(wire::Suspect { name: "m0", incarnation: 0, from: c })]);
+            feed(
+                &mut a,
+                Time::ZERO,
+                &[Message::Suspect(wire::Suspect {
+                    name: "m0",
+                    incarnation: 0,
+                    from: c,
+                })],
+            );
         }
         // Keep everyone else answering; find when m0 is declared dead.
         let mut now = Time::ZERO;
@@ -322,7 +518,10 @@ fn suspicion_timer_shrinks_with_independent_confirmations() {
     let twice = run_with(&["m2", "m3", "m1", "m2"]);
     assert!(unconfirmed >= Time::ZERO + min * 6, "{unconfirmed}");
     assert!(once < unconfirmed && once > Time::ZERO + min, "{once}");
-    assert!(twice <= Time::ZERO + min + Duration::from_millis(100), "{twice}");
+    assert!(
+        twice <= Time::ZERO + min + Duration::from_millis(100),
+        "{twice}"
+    );
 }
 
 #[test]
@@ -331,16 +530,34 @@ fn quiet_cluster_arms_only_the_probe_timer() {
     for i in 1..eps.len() {
         eps[i].join(Time::ZERO, &[addr(1)]);
     }
-    run(&mut eps, Time::ZERO, Time::from_secs(20), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::ZERO,
+        Time::from_secs(20),
+        Duration::from_millis(10),
+    );
     assert!(eps.iter().all(|e| e.pending_broadcasts() == 0));
     let before: Vec<Stats> = eps.iter().map(|e| e.stats().clone()).collect();
-    run(&mut eps, Time::from_secs(20), Time::from_secs(30), Duration::from_millis(10));
+    run(
+        &mut eps,
+        Time::from_secs(20),
+        Time::from_secs(30),
+        Duration::from_millis(10),
+    );
     for (e, b) in eps.iter().zip(before) {
         let per_s = (e.stats().bytes_out - b.bytes_out) as f64 / 10.0;
         // One ping and one ack per second, and no state exchanged.
         assert!(per_s < 80.0, "{} sends {per_s} B/s", e.name());
-        for kind in [MessageKind::Member, MessageKind::SyncRequest, MessageKind::Alive] {
-            assert_eq!(e.stats().messages_out.get(kind), b.messages_out.get(kind), "{kind:?}");
+        for kind in [
+            MessageKind::Member,
+            MessageKind::SyncRequest,
+            MessageKind::Alive,
+        ] {
+            assert_eq!(
+                e.stats().messages_out.get(kind),
+                b.messages_out.get(kind),
+                "{kind:?}"
+            );
         }
     }
 }
