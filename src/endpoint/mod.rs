@@ -373,11 +373,13 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Time) {
-        self.expire_relays(now);
-        self.expire_suspicions(now);
         if !self.left {
             self.run_probe(now);
         }
+        self.expire_relays(now);
+        // After probing: a failed probe can confirm a suspicion and pull its
+        // deadline into the past.
+        self.expire_suspicions(now);
         if now >= self.next_gossip {
             if !self.queue.is_empty() {
                 self.gossip(now);
