@@ -307,7 +307,8 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let ok = Config::lan().with_name("n");
-        let cases: Vec<(&str, Box<dyn Fn(&mut Config)>)> = vec![
+        type Breaker = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Breaker)> = vec![
             ("name", Box::new(|c| c.name.clear())),
             ("name", Box::new(|c| c.name = "x".repeat(256))),
             ("cluster_name", Box::new(|c| c.cluster_name.clear())),

@@ -7,7 +7,11 @@
 //!
 //! Only a member raises its own incarnation: told it is suspect, dead or
 //! left at an incarnation at or above its own, it refutes with a higher one.
-//! Every accepted change is re-broadcast, and the user hears of it as an
+//! Every accepted change heard through gossip is re-broadcast (that is the
+//! epidemic); changes learned from full-state entries (join replies, syncs)
+//! are not, because anti-entropy already spreads them pair by pair, and
+//! re-gossiping a whole membership after a mass join would keep every queue
+//! busy for tens of seconds. Either way the user hears of it as an
 //! [`Event`](crate::Event).
 
 use std::cmp::Reverse;
@@ -21,8 +25,17 @@ use crate::membership::suspicion::{suspicion_timeout, SuspicionTimer};
 use crate::wire::{self, Message, WireState};
 use crate::Time;
 
+/// How an update arrived.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Via {
+    /// Gossip (piggybacked or a gossip tick): re-gossip what is new.
+    Gossip,
+    /// A full-state entry: anti-entropy spreads it, no re-gossip.
+    Sync,
+}
+
 impl Endpoint {
-    pub(super) fn apply_alive(&mut self, now: Time, a: wire::Alive<'_>) {
+    pub(super) fn apply_alive(&mut self, now: Time, a: wire::Alive<'_>, via: Via) {
         if a.name == self.config.name {
             let own = self.members.rec(self.me);
             let same =
@@ -48,7 +61,9 @@ impl Endpoint {
                 name_hash: name_hash(a.name),
             });
             self.add_to_probe_order(id);
-            self.broadcast(a.name, &Message::Alive(a));
+            if via == Via::Gossip {
+                self.broadcast(a.name, &Message::Alive(a));
+            }
             self.emit(Event::MemberJoined, id);
             return;
         };
@@ -76,7 +91,9 @@ impl Endpoint {
             self.remove_from_probe_order(id);
             self.add_to_probe_order(id);
         }
-        self.broadcast(a.name, &Message::Alive(a));
+        if via == Via::Gossip {
+            self.broadcast(a.name, &Message::Alive(a));
+        }
         match old_state {
             MemberState::Alive if changed => self.emit(Event::MemberUpdated, id),
             MemberState::Alive => {}
@@ -210,7 +227,7 @@ impl Endpoint {
         self.emit(Event::MemberFailed, id);
     }
 
-    pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32) {
+    pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32, via: Via) {
         if name == self.config.name {
             if incarnation >= self.members.rec(self.me).incarnation {
                 self.refute(incarnation);
@@ -225,7 +242,9 @@ impl Endpoint {
             return;
         }
         self.set_gone(now, id, incarnation, MemberState::Left);
-        self.broadcast(name, &Message::Left(wire::Left { name, incarnation }));
+        if via == Via::Gossip {
+            self.broadcast(name, &Message::Left(wire::Left { name, incarnation }));
+        }
         self.emit(Event::MemberLeft, id);
     }
 
@@ -283,8 +302,9 @@ impl Endpoint {
                     incarnation: m.incarnation,
                     meta: m.meta,
                 },
+                Via::Sync,
             ),
-            WireState::Left => self.apply_left(now, m.name, m.incarnation),
+            WireState::Left => self.apply_left(now, m.name, m.incarnation, Via::Sync),
             WireState::Suspect | WireState::Dead => {
                 let me = self.config.name.clone();
                 let known_suspect = self.members.find(m.name).is_some_and(|id| {
@@ -303,7 +323,7 @@ impl Endpoint {
                             incarnation: m.incarnation,
                             meta: m.meta,
                         };
-                        self.apply_alive(now, alive);
+                        self.apply_alive(now, alive, Via::Sync);
                         self.apply_suspect(now, m.name, m.incarnation, &me);
                     }
                 } else {

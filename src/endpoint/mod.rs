@@ -34,6 +34,7 @@ use crate::membership::suspicion::SuspicionTimer;
 use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Datagram, DatagramBuilder, Header, Message, WireError};
 use crate::Time;
+use merge::Via;
 
 /// A datagram the endpoint wants sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -331,12 +332,12 @@ impl Endpoint {
                 self.handle_ack(a.seq);
             }
             Message::Nack(n) => self.handle_nack(now, n.seq),
-            Message::Alive(a) => self.apply_alive(now, a),
+            Message::Alive(a) => self.apply_alive(now, a, Via::Gossip),
             Message::Suspect(s) => self.apply_suspect(now, s.name, s.incarnation, s.from),
             Message::Dead(d) => self.apply_dead(now, d.name, d.incarnation, d.from),
-            Message::Left(l) => self.apply_left(now, l.name, l.incarnation),
+            Message::Left(l) => self.apply_left(now, l.name, l.incarnation, Via::Gossip),
             Message::Join(j) => {
-                self.apply_alive(now, j.member);
+                self.apply_alive(now, j.member, Via::Gossip);
                 after.join_reply = Some(CompactString::from(j.member.name));
             }
             Message::JoinReply(_) => self.joining = None,

@@ -85,9 +85,7 @@ impl Endpoint {
                     self.probe_order.swap(i, j);
                 }
             }
-            let Some(&id) = self.probe_order.get(self.probe_pos) else {
-                return None;
-            };
+            let &id = self.probe_order.get(self.probe_pos)?;
             self.probe_pos += 1;
             if id != self.me && self.members.get(id).is_some_and(|r| r.is_live()) {
                 return Some(id);

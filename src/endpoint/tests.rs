@@ -62,9 +62,9 @@ fn sent(ep: &mut Endpoint) -> Vec<(SocketAddr, Vec<MessageKind>)> {
 fn run(eps: &mut [Endpoint], from: Time, until: Time, step: Duration) {
     let mut now = from;
     while now <= until {
-        for i in 0..eps.len() {
-            if eps[i].poll_timeout().is_some_and(|t| t <= now) {
-                eps[i].handle_timeout(now);
+        for ep in eps.iter_mut() {
+            if ep.poll_timeout().is_some_and(|t| t <= now) {
+                ep.handle_timeout(now);
             }
         }
         loop {
@@ -293,8 +293,8 @@ fn an_unanswered_probe_goes_indirect_then_suspects_then_declares_dead() {
         endpoint("c", 3),
         endpoint("d", 4),
     ];
-    for i in 1..eps.len() {
-        eps[i].join(Time::ZERO, &[addr(1)]);
+    for ep in &mut eps[1..] {
+        ep.join(Time::ZERO, &[addr(1)]);
     }
     run(
         &mut eps,
@@ -342,8 +342,8 @@ fn an_unanswered_probe_goes_indirect_then_suspects_then_declares_dead() {
 #[test]
 fn graceful_leave_is_reported_as_left_not_failed() {
     let mut eps = vec![endpoint("a", 1), endpoint("b", 2), endpoint("c", 3)];
-    for i in 1..eps.len() {
-        eps[i].join(Time::ZERO, &[addr(1)]);
+    for ep in &mut eps[1..] {
+        ep.join(Time::ZERO, &[addr(1)]);
     }
     run(
         &mut eps,
@@ -456,9 +456,8 @@ fn buddy_system_tells_a_suspect_with_the_probe() {
     );
     sent(&mut a);
     // Run until a probes b.
-    let mut now = Time::ZERO;
     let ping = loop {
-        now = a.poll_timeout().unwrap();
+        let now = a.poll_timeout().unwrap();
         a.handle_timeout(now);
         let out = sent(&mut a);
         if let Some((_, kinds)) = out
@@ -527,8 +526,8 @@ fn suspicion_timer_shrinks_with_independent_confirmations() {
 #[test]
 fn quiet_cluster_arms_only_the_probe_timer() {
     let mut eps = vec![endpoint("a", 1), endpoint("b", 2), endpoint("c", 3)];
-    for i in 1..eps.len() {
-        eps[i].join(Time::ZERO, &[addr(1)]);
+    for ep in &mut eps[1..] {
+        ep.join(Time::ZERO, &[addr(1)]);
     }
     run(
         &mut eps,
