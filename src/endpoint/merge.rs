@@ -287,48 +287,40 @@ impl Endpoint {
         self.broadcast(&name, &Message::Alive(alive));
     }
 
-    /// Merges one full-state entry from a join reply or a sync. A remote
-    /// `Dead` is only a suspicion here unless we already suspect the member
-    /// (memberlist's rule, plus corroboration): after a partition heals,
-    /// each side holds the other as dead, and believing that outright would
-    /// fail healthy members wholesale.
-    pub(super) fn merge_entry(&mut self, now: Time, m: wire::MemberEntry<'_>) {
+    /// Merges one full-state entry from a join reply or a sync, as a claim
+    /// by `claimant`. A remote `Dead` is only a suspicion here (memberlist's
+    /// rule): after a partition heals each side holds the other as dead,
+    /// and believing that outright would fail healthy members wholesale.
+    /// Counting the claimant as the accuser lets several peers' claims
+    /// confirm it through Lifeguard's timer, while the suspect refutes.
+    pub(super) fn merge_entry(&mut self, now: Time, m: wire::MemberEntry<'_>, claimant: &str) {
         match m.state {
-            WireState::Alive => self.apply_alive(
-                now,
-                wire::Alive {
+            WireState::Alive => {
+                let alive = wire::Alive {
                     name: m.name,
                     addr: m.addr,
                     incarnation: m.incarnation,
                     meta: m.meta,
-                },
-                Via::Sync,
-            ),
+                };
+                self.apply_alive(now, alive, Via::Sync);
+            }
             WireState::Left => self.apply_left(now, m.name, m.incarnation, Via::Sync),
             WireState::Suspect | WireState::Dead => {
-                let me = self.config.name.clone();
-                let known_suspect = self.members.find(m.name).is_some_and(|id| {
-                    let r = self.members.rec(id);
-                    r.state == MemberState::Suspect && r.incarnation <= m.incarnation
-                });
-                if m.state == WireState::Dead && known_suspect {
-                    self.apply_dead(now, m.name, m.incarnation, &me);
-                } else if self.members.find(m.name).is_none() && m.name != me {
-                    // Learn of it first, so the suspicion has a record to
-                    // attach to; a dead member we never knew stays unknown.
-                    if m.state == WireState::Suspect {
-                        let alive = wire::Alive {
-                            name: m.name,
-                            addr: m.addr,
-                            incarnation: m.incarnation,
-                            meta: m.meta,
-                        };
-                        self.apply_alive(now, alive, Via::Sync);
-                        self.apply_suspect(now, m.name, m.incarnation, &me);
+                if self.members.find(m.name).is_none() && m.name != self.config.name {
+                    if m.state == WireState::Dead {
+                        // A failure we never knew the member of: nothing to do.
+                        return;
                     }
-                } else {
-                    self.apply_suspect(now, m.name, m.incarnation, &me);
+                    // Learn of it first, so the suspicion has a record.
+                    let alive = wire::Alive {
+                        name: m.name,
+                        addr: m.addr,
+                        incarnation: m.incarnation,
+                        meta: m.meta,
+                    };
+                    self.apply_alive(now, alive, Via::Sync);
                 }
+                self.apply_suspect(now, m.name, m.incarnation, claimant);
             }
         }
     }

@@ -81,7 +81,7 @@ pub struct Endpoint {
     next_sync: Time,
     syncs: Vec<sync::PendingSync>,
     next_sync_id: u32,
-    answered: VecDeque<(SocketAddr, u32)>,
+    answered: VecDeque<(SocketAddr, u32, CompactString)>,
     gone: Vec<MemberId>,
     next_reconnect: Time,
 
@@ -99,6 +99,8 @@ struct AfterPacket {
     peer_hash: Option<wire::StateHash>,
     join_reply: Option<CompactString>,
     push: Option<u64>,
+    /// Whose claims the full-state entries of this datagram are.
+    entries_from: Option<CompactString>,
 }
 
 impl Endpoint {
@@ -340,14 +342,24 @@ impl Endpoint {
                 self.apply_alive(now, j.member, Via::Gossip);
                 after.join_reply = Some(CompactString::from(j.member.name));
             }
-            Message::JoinReply(_) => self.joining = None,
-            Message::SyncRequest(s) => self.answer_sync(from, s.id, s.buckets.0),
+            Message::JoinReply(r) => {
+                self.joining = None;
+                after.entries_from = Some(CompactString::from(r.from));
+            }
+            Message::SyncRequest(s) => self.answer_sync(from, s.id, s.from, s.buckets.0),
             Message::SyncReply(r) => {
+                after.entries_from = Some(CompactString::from(r.from));
                 if let Some(mask) = self.sync_replied(from, r.id, r.mask) {
                     after.push = Some(mask);
                 }
             }
-            Message::Member(m) => self.merge_entry(now, m),
+            Message::Member(m) => {
+                if after.entries_from.is_none() {
+                    after.entries_from = Some(self.entries_sender(from));
+                }
+                let claimant = after.entries_from.clone().unwrap_or_default();
+                self.merge_entry(now, m, &claimant);
+            }
         }
     }
 

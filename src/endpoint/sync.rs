@@ -19,6 +19,8 @@
 
 use std::net::SocketAddr;
 
+use compact_str::CompactString;
+
 use super::Endpoint;
 use crate::event::MemberState;
 use crate::membership::state::{all_buckets, MemberRecord};
@@ -87,7 +89,11 @@ impl Endpoint {
     pub(super) fn send_join_reply(&mut self, to: SocketAddr, joiner: &str) {
         let mut b = self.new_builder();
         let known = self.members.live_count() as u32;
-        self.push_counted(&mut b, &Message::JoinReply(wire::JoinReply { known }));
+        let from = self.config.name.clone();
+        self.push_counted(
+            &mut b,
+            &Message::JoinReply(wire::JoinReply { known, from: &from }),
+        );
         let mut first = vec![self.me];
         first.extend(self.members.find(joiner));
         for id in first.into_iter().rev() {
@@ -161,6 +167,7 @@ impl Endpoint {
             peer,
             &[Message::SyncRequest(wire::SyncRequest {
                 id,
+                from: &self.config.name.clone(),
                 buckets: wire::Bytes(&buckets),
             })],
             false,
@@ -168,15 +175,16 @@ impl Endpoint {
     }
 
     /// Answers a sync request: the differing buckets and our entries in them.
-    pub(super) fn answer_sync(&mut self, from: SocketAddr, id: u32, buckets: &[u8]) {
-        if self.answered.contains(&(from, id)) {
+    pub(super) fn answer_sync(&mut self, from: SocketAddr, id: u32, name: &str, buckets: &[u8]) {
+        if self.answered.iter().any(|(a, i, _)| (*a, *i) == (from, id)) {
             self.stats.drop("duplicate_sync_request");
             return;
         }
         if self.answered.len() >= ANSWERED_MEMORY {
             self.answered.pop_front();
         }
-        self.answered.push_back((from, id));
+        self.answered
+            .push_back((from, id, CompactString::from(name)));
         self.stats.syncs_answered += 1;
         let mask = self.members.differing_buckets(buckets);
         self.send_entries(from, mask, Some(id));
@@ -204,7 +212,14 @@ impl Endpoint {
     /// datagrams as it takes; with `reply_to`, each datagram starts with the
     /// sync reply so that whichever arrives first triggers the push.
     pub(super) fn send_entries(&mut self, to: SocketAddr, mask: u64, reply_to: Option<u32>) {
-        let reply = reply_to.map(|id| Message::SyncReply(wire::SyncReply { id, mask }));
+        let me = self.config.name.clone();
+        let reply = reply_to.map(|id| {
+            Message::SyncReply(wire::SyncReply {
+                id,
+                mask,
+                from: &me,
+            })
+        });
         let start = |ep: &mut Endpoint| {
             let mut b = ep.new_builder();
             if let Some(r) = &reply {
@@ -252,6 +267,21 @@ impl Endpoint {
             }
         }
         self.emit_datagram(to, b);
+    }
+
+    /// Who sent the full-state entries arriving from `from` without a
+    /// header naming the sender: pushes answer a request we answered, whose
+    /// requester named itself. Unknown senders' claims count as our own
+    /// (memberlist's rule), which confirms nothing.
+    pub(super) fn entries_sender(&self, from: SocketAddr) -> CompactString {
+        self.answered
+            .iter()
+            .rev()
+            .find(|(a, _, _)| *a == from)
+            .map_or_else(
+                || CompactString::from(self.config.name.as_str()),
+                |(_, _, n)| n.clone(),
+            )
     }
 
     /// Forgets members failed or departed longer than `dead_retention`.

@@ -132,9 +132,11 @@ pub struct Join<'a> {
 
 /// The seed's answer to a join; [`Message::Member`] entries follow it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct JoinReply {
+pub struct JoinReply<'a> {
     /// How many members the seed knows (alive or suspect), itself included.
     pub known: u32,
+    /// The seed's name: the entries that follow are its claims.
+    pub from: &'a str,
 }
 
 /// Anti-entropy, step 1: the requester's per-bucket membership hashes.
@@ -142,6 +144,8 @@ pub struct JoinReply {
 pub struct SyncRequest<'a> {
     /// Identifies this exchange.
     pub id: u32,
+    /// The requester's name: the entries it pushes later are its claims.
+    pub from: &'a str,
     /// Bucket hashes, 4 bytes each, little endian; a power of two of them.
     #[serde(borrow)]
     pub buckets: Bytes<'a>,
@@ -150,11 +154,13 @@ pub struct SyncRequest<'a> {
 /// Anti-entropy, step 2: the buckets that differ. Begins every datagram of
 /// the responder's entries, so whichever arrives first starts step 3.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SyncReply {
+pub struct SyncReply<'a> {
     /// The exchange being answered.
     pub id: u32,
     /// Bit i set: bucket i differs (0 means the views agree).
     pub mask: u64,
+    /// The responder's name: the entries that follow are its claims.
+    pub from: &'a str,
 }
 
 /// One member's full record, as sent in join replies and syncs.
@@ -194,10 +200,12 @@ pub enum Message<'a> {
     Left(Left<'a>),
     #[serde(borrow)]
     Join(Join<'a>),
-    JoinReply(JoinReply),
+    #[serde(borrow)]
+    JoinReply(JoinReply<'a>),
     #[serde(borrow)]
     SyncRequest(SyncRequest<'a>),
-    SyncReply(SyncReply),
+    #[serde(borrow)]
+    SyncReply(SyncReply<'a>),
     #[serde(borrow)]
     Member(MemberEntry<'a>),
 }
@@ -299,9 +307,9 @@ impl<'a> Message<'a> {
         match self {
             Message::Ping(p) => check_name(p.target),
             Message::PingReq(p) => check_name(p.target),
-            Message::Ack(_) | Message::Nack(_) | Message::JoinReply(_) | Message::SyncReply(_) => {
-                Ok(())
-            }
+            Message::Ack(_) | Message::Nack(_) => Ok(()),
+            Message::JoinReply(r) => check_name(r.from),
+            Message::SyncReply(r) => check_name(r.from),
             Message::Alive(a) | Message::Join(Join { member: a }) => {
                 check_name(a.name)?;
                 check_meta(a.meta)
@@ -316,6 +324,7 @@ impl<'a> Message<'a> {
             }
             Message::Left(l) => check_name(l.name),
             Message::SyncRequest(s) => {
+                check_name(s.from)?;
                 let n = s.buckets.0.len() / 4;
                 if s.buckets.0.len() % 4 != 0 || !n.is_power_of_two() || n > MAX_SYNC_BUCKETS {
                     return Err(WireError::BadBuckets);
@@ -380,14 +389,19 @@ pub fn example_messages() -> Vec<Message<'static>> {
                 meta: Bytes(b""),
             },
         }),
-        Message::JoinReply(JoinReply { known: 1000 }),
+        Message::JoinReply(JoinReply {
+            known: 1000,
+            from: "node-0001",
+        }),
         Message::SyncRequest(SyncRequest {
             id: 9,
+            from: "node-0002",
             buckets: Bytes(&[0xab; 4 * 32]),
         }),
         Message::SyncReply(SyncReply {
             id: 9,
             mask: 0x8000_0000_0000_0001,
+            from: "node-0017",
         }),
         Message::Member(MemberEntry {
             name: "node-0017",

@@ -107,6 +107,7 @@ fn limits_are_enforced_on_decode() {
 
     let bytes = datagram_of(&[Message::SyncRequest(SyncRequest {
         id: 1,
+        from: "a",
         buckets: Bytes(&[0; 12]),
     })]);
     let d = Datagram::parse(&bytes, cluster()).unwrap();
