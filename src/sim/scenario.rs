@@ -186,7 +186,9 @@ pub struct ScenarioConfig {
     pub profile: Profile,
     /// Lifeguard on or off (see [`Config::lifeguard`]). Default on.
     pub lifeguard: bool,
-    /// How many nodes `fail` crashes, one after the other. Default 5.
+    /// How many nodes `fail` crashes, one after the other. Default 20: the
+    /// time to first suspicion is roughly exponential, so its mean needs
+    /// many samples.
     pub crashes: usize,
     /// The network. Default: the profile's ([`Profile::network`]).
     pub network: NetworkConfig,
@@ -206,7 +208,7 @@ impl ScenarioConfig {
             duration: None,
             profile: Profile::Lan,
             lifeguard: true,
-            crashes: 5,
+            crashes: 20,
             network: Profile::Lan.network(),
             join_timeout: Duration::from_secs(120),
         }

@@ -75,8 +75,9 @@ pub struct SimArgs {
     /// Endpoint configuration preset and the network it is meant for.
     #[arg(long, value_enum, default_value_t = ProfileArg::Lan)]
     profile: ProfileArg,
-    /// Nodes the fail scenario crashes, one after the other.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Nodes the fail scenario crashes, one after the other (the time to
+    /// first suspicion is roughly exponential: the mean needs many crashes).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     crashes: u64,
     /// Turn Lifeguard off (plain SWIM), for comparison.
     #[arg(long)]
