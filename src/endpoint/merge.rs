@@ -102,21 +102,25 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn apply_suspect(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
+    /// The member an accusation (suspect, dead, left) at `incarnation` is
+    /// about, if it is another known member and the accusation is not stale.
+    /// An accusation of this node is refuted here instead.
+    fn accused(&mut self, name: &str, incarnation: u32) -> Option<MemberId> {
         if name == self.config.name {
             if incarnation >= self.members.rec(self.me).incarnation {
                 self.refute(incarnation);
             }
-            return;
+            return None;
         }
-        let Some(id) = self.members.find(name) else {
+        let id = self.members.find(name)?;
+        (incarnation >= self.members.rec(id).incarnation).then_some(id)
+    }
+
+    pub(super) fn apply_suspect(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
+        let Some(id) = self.accused(name, incarnation) else {
             return;
         };
-        let rec = self.members.rec(id);
-        if incarnation < rec.incarnation {
-            return;
-        }
-        match rec.state {
+        match self.members.rec(id).state {
             MemberState::Dead | MemberState::Left => {}
             MemberState::Suspect => {
                 let confirmed = self
@@ -202,17 +206,10 @@ impl Endpoint {
     }
 
     pub(super) fn apply_dead(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
-        if name == self.config.name {
-            if incarnation >= self.members.rec(self.me).incarnation {
-                self.refute(incarnation);
-            }
-            return;
-        }
-        let Some(id) = self.members.find(name) else {
+        let Some(id) = self.accused(name, incarnation) else {
             return;
         };
-        let rec = self.members.rec(id);
-        if incarnation < rec.incarnation || !rec.is_live() {
+        if !self.members.rec(id).is_live() {
             return;
         }
         self.set_gone(now, id, incarnation, MemberState::Dead);
@@ -228,17 +225,10 @@ impl Endpoint {
     }
 
     pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32, via: Via) {
-        if name == self.config.name {
-            if incarnation >= self.members.rec(self.me).incarnation {
-                self.refute(incarnation);
-            }
-            return;
-        }
-        let Some(id) = self.members.find(name) else {
+        let Some(id) = self.accused(name, incarnation) else {
             return;
         };
-        let rec = self.members.rec(id);
-        if incarnation < rec.incarnation || rec.state == MemberState::Left {
+        if self.members.rec(id).state == MemberState::Left {
             return;
         }
         self.set_gone(now, id, incarnation, MemberState::Left);

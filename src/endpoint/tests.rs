@@ -33,6 +33,22 @@ fn alive(name: &str, i: u16, incarnation: u32) -> Message<'_> {
     })
 }
 
+fn suspect<'a>(name: &'a str, incarnation: u32, from: &'a str) -> Message<'a> {
+    Message::Suspect(wire::Suspect {
+        name,
+        incarnation,
+        from,
+    })
+}
+
+fn dead<'a>(name: &'a str, incarnation: u32, from: &'a str) -> Message<'a> {
+    Message::Dead(wire::Dead {
+        name,
+        incarnation,
+        from,
+    })
+}
+
 fn feed(ep: &mut Endpoint, now: Time, msgs: &[Message<'_>]) {
     ep.handle_packet(now, addr(999), &datagram(msgs)).unwrap();
 }
@@ -86,6 +102,20 @@ fn run(eps: &mut [Endpoint], from: Time, until: Time, step: Duration) {
     }
 }
 
+/// `names` joined through the first of them and run for `settle`, with
+/// their join events drained.
+fn cluster(names: &[&str], settle: Time) -> Vec<Endpoint> {
+    let mut eps: Vec<Endpoint> = names.iter().zip(1..).map(|(n, i)| endpoint(n, i)).collect();
+    for ep in &mut eps[1..] {
+        ep.join(Time::ZERO, &[addr(1)]);
+    }
+    run(&mut eps, Time::ZERO, settle, Duration::from_millis(10));
+    for e in eps.iter_mut() {
+        events(e);
+    }
+    eps
+}
+
 #[test]
 fn new_member_is_learned_once_and_rebroadcast() {
     let mut a = endpoint("a", 1);
@@ -103,25 +133,9 @@ fn precedence_rules() {
     let t = Time::ZERO;
     feed(&mut a, t, &[alive("b", 2, 1)]);
     // Suspect(i) beats Alive(j) for i >= j; a stale suspicion does not.
-    feed(
-        &mut a,
-        t,
-        &[Message::Suspect(wire::Suspect {
-            name: "b",
-            incarnation: 0,
-            from: "c",
-        })],
-    );
+    feed(&mut a, t, &[suspect("b", 0, "c")]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Alive, 1)));
-    feed(
-        &mut a,
-        t,
-        &[Message::Suspect(wire::Suspect {
-            name: "b",
-            incarnation: 1,
-            from: "c",
-        })],
-    );
+    feed(&mut a, t, &[suspect("b", 1, "c")]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Suspect, 1)));
     // Alive(j) does not beat Suspect(i) unless j > i.
     feed(&mut a, t, &[alive("b", 2, 1)]);
@@ -129,25 +143,9 @@ fn precedence_rules() {
     feed(&mut a, t, &[alive("b", 2, 2)]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Alive, 2)));
     // Dead(i) beats Alive(j) for i >= j, and then Suspect(i) changes nothing.
-    feed(
-        &mut a,
-        t,
-        &[Message::Dead(wire::Dead {
-            name: "b",
-            incarnation: 2,
-            from: "c",
-        })],
-    );
+    feed(&mut a, t, &[dead("b", 2, "c")]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Dead, 2)));
-    feed(
-        &mut a,
-        t,
-        &[Message::Suspect(wire::Suspect {
-            name: "b",
-            incarnation: 2,
-            from: "c",
-        })],
-    );
+    feed(&mut a, t, &[suspect("b", 2, "c")]);
     assert_eq!(state_of(&a, "b"), Some((MemberState::Dead, 2)));
     // Alive at the same incarnation does not revive; a higher one does.
     feed(&mut a, t, &[alive("b", 2, 2)]);
@@ -183,15 +181,7 @@ fn suspicion_of_self_is_refuted_with_a_higher_incarnation() {
     let mut a = endpoint("a", 1);
     feed(&mut a, Time::ZERO, &[alive("b", 2, 0)]);
     let before = a.pending_broadcasts();
-    feed(
-        &mut a,
-        Time::ZERO,
-        &[Message::Suspect(wire::Suspect {
-            name: "a",
-            incarnation: 0,
-            from: "b",
-        })],
-    );
+    feed(&mut a, Time::ZERO, &[suspect("a", 0, "b")]);
     assert_eq!(a.local_member().incarnation, 1);
     assert_eq!(a.local_member().state, MemberState::Alive);
     assert_eq!(a.stats().refutations, 1);
@@ -206,26 +196,10 @@ fn suspicion_of_self_is_refuted_with_a_higher_incarnation() {
         "Lifeguard: being suspected hurts local health"
     );
     // An old accusation does not make it refute again.
-    feed(
-        &mut a,
-        Time::ZERO,
-        &[Message::Suspect(wire::Suspect {
-            name: "a",
-            incarnation: 0,
-            from: "b",
-        })],
-    );
+    feed(&mut a, Time::ZERO, &[suspect("a", 0, "b")]);
     assert_eq!(a.local_member().incarnation, 1);
     // Dead about us at our incarnation: refute again.
-    feed(
-        &mut a,
-        Time::ZERO,
-        &[Message::Dead(wire::Dead {
-            name: "a",
-            incarnation: 1,
-            from: "b",
-        })],
-    );
+    feed(&mut a, Time::ZERO, &[dead("a", 1, "b")]);
     assert_eq!(a.local_member().incarnation, 2);
 }
 
@@ -235,15 +209,7 @@ fn a_restarted_node_refutes_its_old_record() {
     // at 5. The join reply carries the old record, and it refutes.
     let mut seed = endpoint("seed", 1);
     feed(&mut seed, Time::ZERO, &[alive("r", 2, 5)]);
-    feed(
-        &mut seed,
-        Time::ZERO,
-        &[Message::Dead(wire::Dead {
-            name: "r",
-            incarnation: 5,
-            from: "x",
-        })],
-    );
+    feed(&mut seed, Time::ZERO, &[dead("r", 5, "x")]);
     let mut restarted = endpoint("r", 2);
     restarted.join(Time::ZERO, &[addr(1)]);
     let mut eps = [seed, restarted];
@@ -287,25 +253,8 @@ fn two_nodes_join_and_probe_each_other() {
 
 #[test]
 fn an_unanswered_probe_goes_indirect_then_suspects_then_declares_dead() {
-    let mut eps = vec![
-        endpoint("a", 1),
-        endpoint("b", 2),
-        endpoint("c", 3),
-        endpoint("d", 4),
-    ];
-    for ep in &mut eps[1..] {
-        ep.join(Time::ZERO, &[addr(1)]);
-    }
-    run(
-        &mut eps,
-        Time::ZERO,
-        Time::from_secs(3),
-        Duration::from_millis(10),
-    );
+    let mut eps = cluster(&["a", "b", "c", "d"], Time::from_secs(3));
     assert!(eps.iter().all(|e| e.num_live() == 4));
-    for e in eps.iter_mut() {
-        events(e);
-    }
     // d crashes: it is removed from the network.
     eps.pop();
     run(
@@ -341,19 +290,7 @@ fn an_unanswered_probe_goes_indirect_then_suspects_then_declares_dead() {
 
 #[test]
 fn graceful_leave_is_reported_as_left_not_failed() {
-    let mut eps = vec![endpoint("a", 1), endpoint("b", 2), endpoint("c", 3)];
-    for ep in &mut eps[1..] {
-        ep.join(Time::ZERO, &[addr(1)]);
-    }
-    run(
-        &mut eps,
-        Time::ZERO,
-        Time::from_secs(3),
-        Duration::from_millis(10),
-    );
-    for e in eps.iter_mut() {
-        events(e);
-    }
+    let mut eps = cluster(&["a", "b", "c"], Time::from_secs(3));
     eps[2].leave(Time::from_secs(3));
     run(
         &mut eps,
@@ -445,15 +382,7 @@ fn member_cap_refuses_and_counts_new_names() {
 fn buddy_system_tells_a_suspect_with_the_probe() {
     let mut a = endpoint("a", 1);
     feed(&mut a, Time::ZERO, &[alive("b", 2, 0)]);
-    feed(
-        &mut a,
-        Time::ZERO,
-        &[Message::Suspect(wire::Suspect {
-            name: "b",
-            incarnation: 0,
-            from: "c",
-        })],
-    );
+    feed(&mut a, Time::ZERO, &[suspect("b", 0, "c")]);
     sent(&mut a);
     // Run until a probes b.
     let ping = loop {
@@ -480,25 +409,9 @@ fn suspicion_timer_shrinks_with_independent_confirmations() {
         for (i, n) in names.iter().enumerate() {
             feed(&mut a, Time::ZERO, &[alive(n, i as u16 + 2, 0)]);
         }
-        feed(
-            &mut a,
-            Time::ZERO,
-            &[Message::Suspect(wire::Suspect {
-                name: "m0",
-                incarnation: 0,
-                from: "m1",
-            })],
-        );
+        feed(&mut a, Time::ZERO, &[suspect("m0", 0, "m1")]);
         for c in confirmers {
-            feed(
-                &mut a,
-                Time::ZERO,
-                &[Message::Suspect(wire::Suspect {
-                    name: "m0",
-                    incarnation: 0,
-                    from: c,
-                })],
-            );
+            feed(&mut a, Time::ZERO, &[suspect("m0", 0, c)]);
         }
         // Keep everyone else answering; find when m0 is declared dead.
         let mut now = Time::ZERO;
@@ -525,16 +438,7 @@ fn suspicion_timer_shrinks_with_independent_confirmations() {
 
 #[test]
 fn quiet_cluster_arms_only_the_probe_timer() {
-    let mut eps = vec![endpoint("a", 1), endpoint("b", 2), endpoint("c", 3)];
-    for ep in &mut eps[1..] {
-        ep.join(Time::ZERO, &[addr(1)]);
-    }
-    run(
-        &mut eps,
-        Time::ZERO,
-        Time::from_secs(20),
-        Duration::from_millis(10),
-    );
+    let mut eps = cluster(&["a", "b", "c"], Time::from_secs(20));
     assert!(eps.iter().all(|e| e.pending_broadcasts() == 0));
     let before: Vec<Stats> = eps.iter().map(|e| e.stats().clone()).collect();
     run(

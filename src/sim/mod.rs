@@ -488,6 +488,14 @@ impl Sim {
             .filter(|&n| self.nodes[n.index()].status != NodeStatus::Crashed)
     }
 
+    /// The endpoints of the nodes that are not crashed.
+    fn running_endpoints(&self) -> impl Iterator<Item = &Endpoint> + '_ {
+        self.nodes
+            .iter()
+            .filter(|n| n.status != NodeStatus::Crashed)
+            .map(|n| &n.ep)
+    }
+
     /// Number of nodes that are not crashed.
     pub fn running_count(&self) -> usize {
         self.nodes.len() - self.crashed
@@ -555,29 +563,20 @@ impl Sim {
     /// test of the join scenario.
     pub fn full_view(&self) -> bool {
         let expect = self.running_count();
-        self.nodes
-            .iter()
-            .filter(|n| n.status != NodeStatus::Crashed)
-            .all(|n| n.ep.num_live() == expect)
+        self.running_endpoints().all(|ep| ep.num_live() == expect)
     }
 
     /// The smallest number of live members any running node lists (how far
     /// from [`Sim::full_view`] the cluster is), or `None` with no running
     /// node.
     pub fn min_live_view(&self) -> Option<usize> {
-        self.nodes
-            .iter()
-            .filter(|n| n.status != NodeStatus::Crashed)
-            .map(|n| n.ep.num_live())
-            .min()
+        self.running_endpoints().map(Endpoint::num_live).min()
     }
 
     /// Updates waiting to be piggybacked, summed over running nodes.
     pub fn pending_broadcasts(&self) -> usize {
-        self.nodes
-            .iter()
-            .filter(|n| n.status != NodeStatus::Crashed)
-            .map(|n| n.ep.pending_broadcasts())
+        self.running_endpoints()
+            .map(Endpoint::pending_broadcasts)
             .sum()
     }
 
@@ -587,13 +586,10 @@ impl Sim {
     pub fn converged(&self) -> bool {
         let expect = self.running_count();
         let mut hash = None;
-        self.nodes
-            .iter()
-            .filter(|n| n.status != NodeStatus::Crashed)
-            .all(|n| {
-                let h = n.ep.membership_hash();
-                n.ep.num_live() == expect && *hash.get_or_insert(h) == h
-            })
+        self.running_endpoints().all(|ep| {
+            let h = ep.membership_hash();
+            ep.num_live() == expect && *hash.get_or_insert(h) == h
+        })
     }
 
     /// Whether every running node other than `member` holds `member` in
