@@ -46,7 +46,7 @@ fn main() {
             ));
         }
     });
-    let mut show = |sim: &mut Sim, what: &str, d: Duration| {
+    let show = |sim: &mut Sim, what: &str, d: Duration| {
         println!("-- {what}");
         sim.run_for(d);
         for line in seen.lock().expect("not poisoned").drain(..) {
