@@ -84,3 +84,63 @@ impl<'de: 'a, 'a> Deserialize<'de> for Bytes<'a> {
         deserializer.deserialize_bytes(BorrowedBytes)
     }
 }
+
+/// Socket addresses as one length-prefixed byte string: 4 address bytes and
+/// a little-endian port (6 bytes) for IPv4, 16 + 2 (18 bytes) for IPv6.
+///
+/// serde's own `SocketAddr` goes through an enum, a tuple and a visitor per
+/// octet, which made it most of the cost of decoding a membership update;
+/// this is one bounds check and a copy. Used as
+/// `#[serde(with = "codec::socket_addr")]` on address fields.
+pub(crate) mod socket_addr {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(addr: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            SocketAddr::V4(a) => {
+                let mut b = [0u8; 6];
+                b[..4].copy_from_slice(&a.ip().octets());
+                b[4..].copy_from_slice(&a.port().to_le_bytes());
+                s.serialize_bytes(&b)
+            }
+            SocketAddr::V6(a) => {
+                let mut b = [0u8; 18];
+                b[..16].copy_from_slice(&a.ip().octets());
+                b[16..].copy_from_slice(&a.port().to_le_bytes());
+                s.serialize_bytes(&b)
+            }
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+        struct Packed;
+        impl serde::de::Visitor<'_> for Packed {
+            type Value = SocketAddr;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("6 or 18 bytes of packed socket address")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<SocketAddr, E> {
+                match v.len() {
+                    6 => {
+                        let ip: [u8; 4] = v[..4].try_into().expect("length checked");
+                        Ok(SocketAddr::from((
+                            Ipv4Addr::from(ip),
+                            u16::from_le_bytes([v[4], v[5]]),
+                        )))
+                    }
+                    18 => {
+                        let ip: [u8; 16] = v[..16].try_into().expect("length checked");
+                        Ok(SocketAddr::from((
+                            Ipv6Addr::from(ip),
+                            u16::from_le_bytes([v[16], v[17]]),
+                        )))
+                    }
+                    n => Err(E::invalid_length(n, &self)),
+                }
+            }
+        }
+        d.deserialize_bytes(Packed)
+    }
+}

@@ -55,6 +55,7 @@ pub struct PingReq<'a> {
     /// Name of the member to probe.
     pub target: &'a str,
     /// Address of the member to probe.
+    #[serde(with = "super::codec::socket_addr")]
     pub target_addr: SocketAddr,
     /// Whether the requester wants a nack if the target does not answer
     /// (Lifeguard: missing nacks reveal the requester's own trouble).
@@ -83,6 +84,7 @@ pub struct Alive<'a> {
     /// Member name.
     pub name: &'a str,
     /// Address to reach it at (its advertise address).
+    #[serde(with = "super::codec::socket_addr")]
     pub addr: SocketAddr,
     /// Incarnation; only the member itself raises it.
     pub incarnation: u32,
@@ -169,6 +171,7 @@ pub struct MemberEntry<'a> {
     /// Member name.
     pub name: &'a str,
     /// Its address.
+    #[serde(with = "super::codec::socket_addr")]
     pub addr: SocketAddr,
     /// Its incarnation.
     pub incarnation: u32,
