@@ -1,1 +1,103 @@
-fn main() {}
+//! Codec benchmarks.
+//!
+//! * `full_datagram/{encode,decode,encode_decode}`: a ping carrying a full
+//!   1400-byte datagram of piggybacked `Alive` updates (the corpus's
+//!   `seed-full-budget`), built with [`DatagramBuilder::push`] and decoded
+//!   with [`Datagram::parse`] plus its message iterator. Throughput is in
+//!   updates, so criterion reports time per update; the target is
+//!   encode+decode ≤ 30 ns per update.
+//! * `message/{encode,decode}/<kind>`: one message of each kind from
+//!   [`example_messages`], through [`encode_message`] and [`decode_message`].
+//!
+//! Run: `cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3`.
+
+#[allow(dead_code)] // the benchmark needs only the full-datagram helpers
+#[path = "../fuzz/src/seeds.rs"]
+mod seeds;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vinery::wire::{
+    decode_message, encode_message, example_messages, ClusterTag, Datagram, DatagramBuilder,
+    Message, DEFAULT_DATAGRAM, HEADER_LEN,
+};
+
+/// Builds the full datagram from its messages, as an endpoint's piggyback
+/// does.
+fn encode(ping: &Message<'_>, updates: &[Message<'_>]) -> Vec<u8> {
+    let mut b = DatagramBuilder::new(seeds::corpus_header(), DEFAULT_DATAGRAM);
+    b.push(ping).expect("fits");
+    for u in updates {
+        b.push(u).expect("fits");
+    }
+    b.finish()
+}
+
+/// Parses the datagram and decodes every message; returns how many.
+fn decode(bytes: &[u8], cluster: ClusterTag) -> usize {
+    let d = Datagram::parse(bytes, cluster).expect("valid datagram");
+    let mut n = 0;
+    for m in d.messages() {
+        black_box(m.expect("valid message"));
+        n += 1;
+    }
+    n
+}
+
+fn full_datagram(c: &mut Criterion) {
+    let names = seeds::member_names(DEFAULT_DATAGRAM / 8);
+    let (bytes, n) = seeds::full_datagram(DEFAULT_DATAGRAM, &names);
+    let ping = seeds::full_datagram_ping();
+    let updates: Vec<Message<'_>> = (0..n).map(|i| seeds::alive_update(&names[i], i)).collect();
+    let cluster = seeds::corpus_header().cluster;
+    assert_eq!(
+        encode(&ping, &updates),
+        bytes,
+        "the benchmark encodes the seed"
+    );
+    assert_eq!(decode(&bytes, cluster), 1 + n);
+    let update_bytes = bytes.len() - HEADER_LEN - encode_message(&ping).len();
+    eprintln!(
+        "full datagram: {} bytes = {HEADER_LEN} header + ping {} + {n} alive updates \
+         of {:.1} bytes each",
+        bytes.len(),
+        encode_message(&ping).len(),
+        update_bytes as f64 / n as f64
+    );
+
+    let mut g = c.benchmark_group("full_datagram");
+    g.throughput(Throughput::Elements(n as u64));
+    g.bench_function("encode", |b| {
+        b.iter(|| encode(black_box(&ping), black_box(&updates)))
+    });
+    g.bench_function("decode", |b| {
+        b.iter(|| decode(black_box(&bytes), black_box(cluster)))
+    });
+    g.bench_function("encode_decode", |b| {
+        b.iter(|| {
+            let bytes = encode(black_box(&ping), black_box(&updates));
+            decode(&bytes, black_box(cluster))
+        })
+    });
+    g.finish();
+}
+
+fn each_message(c: &mut Criterion) {
+    let mut g = c.benchmark_group("message");
+    for msg in example_messages() {
+        let kind = msg.kind().name();
+        let encoded = encode_message(&msg);
+        g.throughput(Throughput::Bytes(encoded.len() as u64));
+        g.bench_function(format!("encode/{kind}"), |b| {
+            b.iter(|| encode_message(black_box(&msg)))
+        });
+        g.bench_function(format!("decode/{kind}"), |b| {
+            b.iter(|| decode_message(black_box(&encoded)).expect("valid message"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, full_datagram, each_message);
+criterion_main!(benches);

@@ -1,7 +1,9 @@
-//! Fuzz targets for vinery. The checks live in [`checks`], a file that
-//! `tests/corpus.rs` of the main crate also includes (by path), so the
-//! fuzz targets and the corpus replay test always assert the same things.
+//! Fuzz targets for vinery. The checks live in [`checks`] and the seed
+//! datagrams in [`seeds`]; the main crate's `tests/corpus.rs` includes both
+//! files by path (and `benches/codec.rs` includes `seeds`), so the fuzz
+//! targets, the corpus replay test and the benchmark cannot drift apart.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod seeds;
