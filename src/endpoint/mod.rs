@@ -239,8 +239,7 @@ impl Endpoint {
 
     /// Starts joining through `seeds` (addresses of any members; this
     /// node's own address is skipped). Resolving host names to addresses
-    /// is the caller's job (the runtime re-resolves them on every retry),
-    /// since the endpoint does no I/O. A join is resent every
+    /// is the caller's job, since the endpoint does no I/O. A join is resent every
     /// `join_retry_interval` until some member answers, so seeds may start
     /// later than the joiner.
     pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) {
