@@ -29,6 +29,7 @@ pub mod wire;
 pub use config::{Config, ConfigError};
 pub use endpoint::{Endpoint, Transmit};
 pub use event::{Event, Member, MemberState};
+pub use membership::phi;
 pub use membership::suspicion::suspicion_timeout;
 pub use stats::Stats;
 pub use time::Time;

@@ -2,5 +2,6 @@
 //! failure detection (local health and the suspicion timer).
 
 pub(crate) mod awareness;
+pub mod phi;
 pub(crate) mod state;
 pub mod suspicion;
