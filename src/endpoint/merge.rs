@@ -284,16 +284,14 @@ impl Endpoint {
     /// Counting the claimant as the accuser lets several peers' claims
     /// confirm it through Lifeguard's timer, while the suspect refutes.
     pub(super) fn merge_entry(&mut self, now: Time, m: wire::MemberEntry<'_>, claimant: &str) {
+        let alive = wire::Alive {
+            name: m.name,
+            addr: m.addr,
+            incarnation: m.incarnation,
+            meta: m.meta,
+        };
         match m.state {
-            WireState::Alive => {
-                let alive = wire::Alive {
-                    name: m.name,
-                    addr: m.addr,
-                    incarnation: m.incarnation,
-                    meta: m.meta,
-                };
-                self.apply_alive(now, alive, Via::Sync);
-            }
+            WireState::Alive => self.apply_alive(now, alive, Via::Sync),
             WireState::Left => self.apply_left(now, m.name, m.incarnation, Via::Sync),
             WireState::Suspect | WireState::Dead => {
                 if self.members.find(m.name).is_none() && m.name != self.config.name {
@@ -302,12 +300,6 @@ impl Endpoint {
                         return;
                     }
                     // Learn of it first, so the suspicion has a record.
-                    let alive = wire::Alive {
-                        name: m.name,
-                        addr: m.addr,
-                        incarnation: m.incarnation,
-                        meta: m.meta,
-                    };
                     self.apply_alive(now, alive, Via::Sync);
                 }
                 self.apply_suspect(now, m.name, m.incarnation, claimant);

@@ -1065,10 +1065,12 @@ impl Sim {
             self.stats.dropped_loss += 1;
             return;
         }
-        if self.net.duplicate > 0.0 && self.rng.random::<f64>() < self.net.duplicate {
-            self.stats.duplicated += 1;
+        let duplicate = (self.net.duplicate > 0.0 && self.rng.random::<f64>() < self.net.duplicate)
+            .then(|| tx.data.clone());
+        self.stats.duplicated += u64::from(duplicate.is_some());
+        for data in std::iter::once(tx.data).chain(duplicate) {
+            // Each copy gets its own delay, so a duplicate may overtake.
             let at = Time::from_nanos(now.as_nanos() + link.delay_nanos(&mut self.rng));
-            let data = tx.data.clone();
             self.push(
                 at,
                 Action::Deliver {
@@ -1079,16 +1081,6 @@ impl Sim {
                 },
             );
         }
-        let at = Time::from_nanos(now.as_nanos() + link.delay_nanos(&mut self.rng));
-        self.push(
-            at,
-            Action::Deliver {
-                to,
-                from,
-                sent: now,
-                data: tx.data,
-            },
-        );
     }
 
     fn observe(&mut self, i: u32, ev: &Event) {
