@@ -266,8 +266,18 @@ impl Endpoint {
             // Being suspected is a sign our own packets are late or lost.
             self.awareness.apply(1);
         }
+        self.broadcast_own_alive();
+    }
+
+    /// Queues this node's current alive record for dissemination.
+    pub(super) fn broadcast_own_alive(&mut self) {
         let rec = self.members.rec(self.me);
-        let (name, addr, meta) = (rec.name.clone(), rec.addr, rec.meta.clone());
+        let (name, addr, incarnation, meta) = (
+            rec.name.clone(),
+            rec.addr,
+            rec.incarnation,
+            rec.meta.clone(),
+        );
         let alive = wire::Alive {
             name: &name,
             addr,

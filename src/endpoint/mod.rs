@@ -254,6 +254,35 @@ impl Endpoint {
         self.send_joins(now);
     }
 
+    /// Replaces this node's metadata (tags) and tells the cluster at once:
+    /// the incarnation rises (only a member may raise its own), the new
+    /// alive record is gossiped right away, and every peer reports
+    /// [`Event::MemberUpdated`]. Metadata longer than
+    /// [`wire::MAX_META_LEN`] bytes is refused, changing nothing.
+    pub fn set_meta(&mut self, now: Time, meta: &[u8]) -> Result<(), ConfigError> {
+        if meta.len() > wire::MAX_META_LEN {
+            return Err(ConfigError {
+                field: "meta",
+                reason: format!(
+                    "must be at most {} bytes, got {}",
+                    wire::MAX_META_LEN,
+                    meta.len()
+                ),
+            });
+        }
+        if self.left || *self.members.rec(self.me).meta == *meta {
+            return Ok(());
+        }
+        self.config.meta = meta.to_vec();
+        self.members.update(self.me, |r| {
+            r.meta = meta.into();
+            r.incarnation = r.incarnation.saturating_add(1);
+        });
+        self.broadcast_own_alive();
+        self.gossip(now);
+        Ok(())
+    }
+
     /// Leaves the cluster gracefully: broadcasts `Left` and stops probing.
     /// Keep driving the endpoint until [`Endpoint::pending_broadcasts`] is
     /// zero (or a deadline passes) so the news gets out.

@@ -464,3 +464,27 @@ fn quiet_cluster_arms_only_the_probe_timer() {
         }
     }
 }
+
+#[test]
+fn metadata_change_reaches_peers_as_an_update() {
+    let mut eps = cluster(&["a", "b", "c"], Time::from_secs(3));
+    let now = Time::from_secs(3);
+    let too_big = vec![0u8; wire::MAX_META_LEN + 1];
+    assert_eq!(eps[2].set_meta(now, &too_big).unwrap_err().field, "meta");
+    assert_eq!(
+        eps[2].local_member().incarnation,
+        0,
+        "a refused change changes nothing"
+    );
+    eps[2].set_meta(now, b"role=db").unwrap();
+    assert_eq!(eps[2].local_member().incarnation, 1);
+    run(&mut eps, now, Time::from_secs(4), Duration::from_millis(10));
+    for e in eps[..2].iter_mut() {
+        let c = e.member("c").unwrap();
+        assert_eq!((c.meta.as_slice(), c.incarnation), (&b"role=db"[..], 1));
+        assert_eq!(events(e), vec![("member_updated", "c".to_string())]);
+    }
+    // Setting the same metadata again is not news.
+    eps[2].set_meta(Time::from_secs(4), b"role=db").unwrap();
+    assert_eq!(eps[2].local_member().incarnation, 1);
+}
