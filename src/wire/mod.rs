@@ -235,6 +235,9 @@ pub struct Messages<'a> {
 impl<'a> Iterator for Messages<'a> {
     type Item = Result<Message<'a>, WireError>;
 
+    // Inlined so the decoded message is built where it is used instead of
+    // being copied up the call chain (measured: a large share of decode).
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
@@ -253,6 +256,7 @@ impl<'a> Iterator for Messages<'a> {
 }
 
 /// Decodes and validates one message from the start of `bytes`.
+#[inline]
 pub fn decode_message(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
     // The tag is one varint byte (< 251); dispatching on it here and
     // decoding the variant's struct directly skips serde's enum machinery,
