@@ -23,7 +23,7 @@ use compact_str::CompactString;
 
 use super::Endpoint;
 use crate::event::MemberState;
-use crate::membership::state::{all_buckets, MemberRecord};
+use crate::membership::state::{all_buckets, MemberId, MemberRecord};
 use crate::wire::{self, DatagramBuilder, Message, WireState};
 use crate::Time;
 
@@ -220,53 +220,44 @@ impl Endpoint {
                 from: &me,
             })
         });
-        let start = |ep: &mut Endpoint| {
-            let mut b = ep.new_builder();
-            if let Some(r) = &reply {
-                ep.push_counted(&mut b, r);
-            }
-            b
+        let ids: Vec<MemberId> = if mask == 0 {
+            Vec::new()
+        } else {
+            self.members
+                .iter()
+                .filter(|(_, r)| self.members.in_buckets(r, mask))
+                .map(|(id, _)| id)
+                .collect()
         };
-        let mut b = start(self);
-        if mask != 0 {
-            let mut sent_bytes: Vec<usize> = Vec::new();
-            let mut datagrams: Vec<DatagramBuilder> = Vec::new();
-            for (_, r) in self.members.iter() {
-                if !self.members.in_buckets(r, mask) {
-                    continue;
-                }
-                let msg = entry(r);
+        let mut ids = ids.into_iter().peekable();
+        loop {
+            let mut b = self.new_builder();
+            if let Some(r) = &reply {
+                self.push_counted(&mut b, r);
+            }
+            let mut packed = 0;
+            while let Some(&id) = ids.peek() {
+                let msg = entry(self.members.rec(id));
                 let before = b.len();
                 if b.push(&msg).is_err() {
-                    datagrams.push(std::mem::replace(
-                        &mut b,
-                        DatagramBuilder::new(self.header, self.config.max_datagram),
-                    ));
-                    if let Some(rm) = &reply {
-                        let _ = b.push(rm);
-                    }
-                    let before = b.len();
-                    if b.push(&msg).is_err() {
-                        continue;
-                    }
-                    sent_bytes.push(b.len() - before);
-                } else {
-                    sent_bytes.push(b.len() - before);
+                    break;
                 }
-            }
-            for n in sent_bytes {
+                let n = b.len() - before;
                 self.count_out(wire::MessageKind::Member, n);
+                packed += 1;
+                ids.next();
             }
-            if reply.is_some() {
-                for _ in 0..datagrams.len() {
-                    self.count_out(wire::MessageKind::SyncReply, 0);
-                }
+            if packed == 0 && ids.peek().is_some() {
+                // Larger than an empty datagram (long name and metadata
+                // under a small budget): it cannot be sent this way.
+                ids.next();
+                self.stats.drop("entry_exceeds_datagram");
             }
-            for d in datagrams {
-                self.emit_datagram(to, d);
+            self.emit_datagram(to, b);
+            if ids.peek().is_none() {
+                break;
             }
         }
-        self.emit_datagram(to, b);
     }
 
     /// Who sent the full-state entries arriving from `from` without a
