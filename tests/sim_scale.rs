@@ -1,6 +1,6 @@
 //! The targets at N = 1000, checked in the simulator with fixed
 //! seeds (so they are deterministic, not statistical flukes). Too slow for
-//! a debug `cargo test`, so they are `#[ignore]`d there and run by
+//! a debug `cargo test`, so they are ignored there (with a reason) and run by
 //! `.ci/run` as `cargo test --release --test sim_scale -- --ignored`.
 //! `docs/PERFORMANCE.md` records the same figures with the commands.
 
