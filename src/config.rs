@@ -178,15 +178,7 @@ impl Config {
         if self.cluster_name.is_empty() || self.cluster_name.len() > MAX_NAME_LEN {
             return bad("cluster_name", format!("must be 1..={MAX_NAME_LEN} bytes"));
         }
-        if self.meta.len() > MAX_META_LEN {
-            return bad(
-                "meta",
-                format!(
-                    "must be at most {MAX_META_LEN} bytes, got {}",
-                    self.meta.len()
-                ),
-            );
-        }
+        check_meta(&self.meta)?;
         if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&self.max_datagram) {
             return bad(
                 "max_datagram",
@@ -258,6 +250,18 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Checks node metadata against the wire limit; shared by
+/// [`Config::validate`] and [`Endpoint::set_meta`](crate::Endpoint::set_meta).
+pub(crate) fn check_meta(meta: &[u8]) -> Result<(), ConfigError> {
+    if meta.len() > MAX_META_LEN {
+        return Err(ConfigError {
+            field: "meta",
+            reason: format!("must be at most {MAX_META_LEN} bytes, got {}", meta.len()),
+        });
+    }
+    Ok(())
 }
 
 /// A configuration field with a value that cannot work.

@@ -260,16 +260,7 @@ impl Endpoint {
     /// [`Event::MemberUpdated`]. Metadata longer than
     /// [`wire::MAX_META_LEN`] bytes is refused, changing nothing.
     pub fn set_meta(&mut self, now: Time, meta: &[u8]) -> Result<(), ConfigError> {
-        if meta.len() > wire::MAX_META_LEN {
-            return Err(ConfigError {
-                field: "meta",
-                reason: format!(
-                    "must be at most {} bytes, got {}",
-                    wire::MAX_META_LEN,
-                    meta.len()
-                ),
-            });
-        }
+        crate::config::check_meta(meta)?;
         if self.left || *self.members.rec(self.me).meta == *meta {
             return Ok(());
         }

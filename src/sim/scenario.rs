@@ -133,11 +133,7 @@ impl Profile {
 
     /// The endpoint configuration preset (unnamed).
     pub fn config(self) -> Config {
-        match self {
-            Profile::Lan => Config::lan(),
-            Profile::Wan => Config::wan(),
-            Profile::Local => Config::local(),
-        }
+        Config::preset(self.name()).expect("every profile names a preset")
     }
 
     /// The network the preset is meant for.
