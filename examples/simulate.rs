@@ -37,7 +37,7 @@ fn main() {
     let sink = Arc::clone(&seen);
     sim.on_event(move |t, node, event: &Event| {
         if node == observer {
-            let m = event.member();
+            let Some(m) = event.member() else { return };
             sink.lock().expect("not poisoned").push(format!(
                 "{t}: node-1 sees {} {} (incarnation {})",
                 m.name,

@@ -126,6 +126,12 @@ impl BroadcastQueue {
     }
 
     /// Whether nothing waits.
+    /// Whether some update has not been sent even once: the last fills
+    /// could not keep up (flow control's overflow signal).
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.order.keys().next().is_some_and(|(sent, _)| *sent == 0)
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.order.is_empty()
     }

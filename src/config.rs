@@ -7,7 +7,15 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::wire::{MAX_DATAGRAM, MAX_META_LEN, MAX_NAME_LEN, MAX_SYNC_BUCKETS, MIN_DATAGRAM};
+use crate::wire::{
+    HEADER_LEN, MAX_DATAGRAM, MAX_KEY_LEN, MAX_META_LEN, MAX_NAME_LEN, MAX_SYNC_BUCKETS,
+    MIN_DATAGRAM,
+};
+
+/// Bytes a key/value entry of this node takes besides its key, value and
+/// the node's name, at most: the datagram header, the tag, four varint
+/// integers of up to 9 bytes, three length prefixes and the tombstone flag.
+pub(crate) const KV_ENTRY_OVERHEAD: usize = HEADER_LEN + 1 + 4 * 9 + 3 * 3 + 1;
 
 /// Everything an [`Endpoint`](crate::Endpoint) needs to know before it
 /// starts. Build one from a preset and change fields; [`Config::validate`]
@@ -82,6 +90,43 @@ pub struct Config {
     /// Upper bound on queued broadcasts; the oldest, most-sent are evicted
     /// first and counted. Default: 8192.
     pub max_queued_broadcasts: usize,
+
+    /// Longest key accepted by `set`, in bytes (1..=255). Default: 128.
+    pub max_key_len: usize,
+    /// Largest value accepted by `set`, in bytes. A write must also fit one
+    /// datagram with its key, which `set` checks separately.
+    /// Default: 1024.
+    pub max_value_len: usize,
+    /// Most live keys one node may own; a peer's entries beyond it are
+    /// refused and counted. Default: 1024.
+    pub max_keys_per_node: usize,
+    /// How long a tombstone (a delete, or an expiry) is kept before it is
+    /// collected. Peers that were away longer are reset instead of sent a
+    /// delta, so a collected delete never comes back. Default: 1 h.
+    pub kv_tombstone_grace: Duration,
+    /// Bytes of key/value entries this node sends per gossip interval in
+    /// answer to digests; the rest waits for the next interval (flow
+    /// control). Default: 16 KiB.
+    pub kv_round_budget: usize,
+    /// Ceiling of the number of this node's own writes pushed per gossip
+    /// interval. The actual rate adapts (AIMD) below it when pushes
+    /// overflow; writes beyond it are coalesced by key and pushed later.
+    /// Default: 32.
+    pub kv_push_rate: u32,
+
+    /// Phi-accrual switch: vetoes a suspicion while evidence of life is
+    /// still arriving on the member's usual rhythm. Default: on.
+    pub phi: bool,
+    /// Phi above which evidence is considered overdue. Default: 8.
+    pub phi_threshold: f64,
+    /// Inter-arrival times kept per member. Default: 100.
+    pub phi_window: usize,
+    /// Floor on the standard deviation of inter-arrival times, so a very
+    /// regular member is not judged too strictly. Default: 100 ms.
+    pub phi_min_std_dev: Duration,
+    /// Extra silence tolerated on top of the mean interval (GC pauses,
+    /// scheduling). Default: 0.
+    pub phi_acceptable_pause: Duration,
 }
 
 impl Default for Config {
@@ -117,6 +162,17 @@ impl Config {
             max_members: 65_536,
             max_pending_relays: 1024,
             max_queued_broadcasts: 8192,
+            max_key_len: 128,
+            max_value_len: 1024,
+            max_keys_per_node: 1024,
+            kv_tombstone_grace: Duration::from_secs(3600),
+            kv_round_budget: 16 * 1024,
+            kv_push_rate: 32,
+            phi: true,
+            phi_threshold: 8.0,
+            phi_window: 100,
+            phi_min_std_dev: Duration::from_millis(100),
+            phi_acceptable_pause: Duration::ZERO,
         }
     }
 
@@ -248,6 +304,57 @@ impl Config {
         if self.max_queued_broadcasts == 0 {
             return bad("max_queued_broadcasts", "must be at least 1".into());
         }
+        if !(1..=MAX_KEY_LEN).contains(&self.max_key_len) {
+            return bad(
+                "max_key_len",
+                format!("must be 1..={MAX_KEY_LEN}, got {}", self.max_key_len),
+            );
+        }
+        let entry_overhead = KV_ENTRY_OVERHEAD + self.name.len();
+        if self.max_value_len + self.max_key_len + entry_overhead > self.max_datagram {
+            return bad(
+                "max_value_len",
+                format!(
+                    "a {}-byte value with a {}-byte key would not fit one {}-byte datagram \
+                     (at most {} bytes here)",
+                    self.max_value_len,
+                    self.max_key_len,
+                    self.max_datagram,
+                    self.max_datagram
+                        .saturating_sub(self.max_key_len + entry_overhead)
+                ),
+            );
+        }
+        if self.max_keys_per_node == 0 {
+            return bad("max_keys_per_node", "must be at least 1".into());
+        }
+        if self.kv_round_budget < self.max_datagram {
+            return bad(
+                "kv_round_budget",
+                format!(
+                    "must be at least max_datagram ({}), got {}",
+                    self.max_datagram, self.kv_round_budget
+                ),
+            );
+        }
+        if self.kv_push_rate == 0 {
+            return bad("kv_push_rate", "must be at least 1".into());
+        }
+        if !(self.phi_threshold.is_finite() && self.phi_threshold > 0.0) {
+            return bad(
+                "phi_threshold",
+                format!("must be a positive number, got {}", self.phi_threshold),
+            );
+        }
+        if !(2..=10_000).contains(&self.phi_window) {
+            return bad(
+                "phi_window",
+                format!("must be 2..=10000, got {}", self.phi_window),
+            );
+        }
+        if self.phi_min_std_dev.is_zero() {
+            return bad("phi_min_std_dev", "must be positive".into());
+        }
         Ok(())
     }
 }
@@ -365,6 +472,19 @@ mod tests {
             (
                 "max_queued_broadcasts",
                 Box::new(|c| c.max_queued_broadcasts = 0),
+            ),
+            ("max_key_len", Box::new(|c| c.max_key_len = 0)),
+            ("max_key_len", Box::new(|c| c.max_key_len = 256)),
+            ("max_value_len", Box::new(|c| c.max_value_len = 1400)),
+            ("max_keys_per_node", Box::new(|c| c.max_keys_per_node = 0)),
+            ("kv_round_budget", Box::new(|c| c.kv_round_budget = 1399)),
+            ("kv_push_rate", Box::new(|c| c.kv_push_rate = 0)),
+            ("phi_threshold", Box::new(|c| c.phi_threshold = f64::NAN)),
+            ("phi_threshold", Box::new(|c| c.phi_threshold = 0.0)),
+            ("phi_window", Box::new(|c| c.phi_window = 1)),
+            (
+                "phi_min_std_dev",
+                Box::new(|c| c.phi_min_std_dev = Duration::ZERO),
             ),
         ];
         for (field, break_it) in cases {

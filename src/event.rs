@@ -42,7 +42,8 @@ pub struct Member {
     pub meta: Vec<u8>,
 }
 
-/// A change in membership, in the order this node learned of it.
+/// A change in membership or in replicated state, in the order this node
+/// learned of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     /// A member was seen for the first time (or came back after leaving).
@@ -57,18 +58,71 @@ pub enum Event {
     MemberLeft(Member),
     /// A live member changed its address or metadata.
     MemberUpdated(Member),
+    /// Another node's key took a new value (not raised for this node's own
+    /// writes: the caller made them).
+    KeyUpdated {
+        /// The owner.
+        node: String,
+        /// The key.
+        key: String,
+        /// The new value.
+        value: Vec<u8>,
+        /// The owner's version of this write.
+        version: u64,
+    },
+    /// Another node deleted a key this node could see (or its state was
+    /// replaced because it restarted).
+    KeyDeleted {
+        /// The owner.
+        node: String,
+        /// The key.
+        key: String,
+        /// The version of the delete (or of the replaced write).
+        version: u64,
+    },
+    /// A key's TTL ran out by this node's clock; raised on every replica
+    /// and on the owner, whether or not the owner is still alive.
+    KeyExpired {
+        /// The owner.
+        node: String,
+        /// The key.
+        key: String,
+        /// The version of the write that expired.
+        version: u64,
+    },
 }
 
 impl Event {
-    /// The member the event is about.
-    pub fn member(&self) -> &Member {
+    /// The member a membership event is about.
+    pub fn member(&self) -> Option<&Member> {
         match self {
             Event::MemberJoined(m)
             | Event::MemberRecovered(m)
             | Event::MemberSuspect(m)
             | Event::MemberFailed(m)
             | Event::MemberLeft(m)
-            | Event::MemberUpdated(m) => m,
+            | Event::MemberUpdated(m) => Some(m),
+            Event::KeyUpdated { .. } | Event::KeyDeleted { .. } | Event::KeyExpired { .. } => None,
+        }
+    }
+
+    /// The node the event is about: the member, or the key's owner.
+    pub fn node(&self) -> &str {
+        match self {
+            Event::KeyUpdated { node, .. }
+            | Event::KeyDeleted { node, .. }
+            | Event::KeyExpired { node, .. } => node,
+            other => other.member().map_or("", |m| m.name.as_str()),
+        }
+    }
+
+    /// The key a key event is about.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Event::KeyUpdated { key, .. }
+            | Event::KeyDeleted { key, .. }
+            | Event::KeyExpired { key, .. } => Some(key),
+            _ => None,
         }
     }
 
@@ -81,6 +135,9 @@ impl Event {
             Event::MemberFailed(_) => "member_failed",
             Event::MemberLeft(_) => "member_left",
             Event::MemberUpdated(_) => "member_updated",
+            Event::KeyUpdated { .. } => "key_updated",
+            Event::KeyDeleted { .. } => "key_deleted",
+            Event::KeyExpired { .. } => "key_expired",
         }
     }
 }

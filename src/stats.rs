@@ -63,6 +63,22 @@ pub struct Stats {
     pub syncs_started: u64,
     /// Anti-entropy requests this node answered.
     pub syncs_answered: u64,
+    /// Failed probes whose suspicion phi vetoed (fresh evidence of life).
+    pub suspicions_vetoed: u64,
+    /// Key/value entries of other nodes applied.
+    pub kv_entries_applied: u64,
+    /// Key/value digests this node sent (pulls).
+    pub kv_pulls: u64,
+    /// Key/value digests this node answered with entries or digest lines.
+    pub kv_pulls_answered: u64,
+    /// Replicas reset because they were behind a tombstone-collection
+    /// horizon.
+    pub kv_resets: u64,
+    /// Times this node found state of a previous life of its own and moved
+    /// to a new generation.
+    pub kv_generation_refutations: u64,
+    /// Gossip intervals that overflowed (flow control halved the push rate).
+    pub kv_overflows: u64,
 }
 
 impl Stats {

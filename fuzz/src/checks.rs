@@ -424,12 +424,12 @@ fn drain(ep: &mut Endpoint) {
         check_output(ep.config(), &t.data);
     }
     while let Some(event) = ep.poll_event() {
-        let m = event.member();
+        let node = event.node();
         assert_ne!(
-            m.name, ENDPOINT_NAME,
+            node, ENDPOINT_NAME,
             "an event about the endpoint itself: {event:?}"
         );
-        assert!(!m.name.is_empty() && m.name.len() <= wire::MAX_NAME_LEN);
+        assert!(!node.is_empty() && node.len() <= wire::MAX_NAME_LEN);
     }
     assert_eq!(
         ep.local_member().state,

@@ -12,6 +12,7 @@
 //! `merge` (precedence rules, refutation, suspicion timers), `sync` (join,
 //! anti-entropy, reconnection, forgetting).
 
+mod kv;
 mod merge;
 mod probe;
 mod sync;
@@ -63,6 +64,10 @@ pub struct Endpoint {
     probe_order: Vec<MemberId>,
     probe_pos: usize,
     probe: Option<probe::Probe>,
+    /// Recent probes' sequence numbers and targets (late acks are evidence).
+    recent_probes: VecDeque<(u32, MemberId)>,
+    /// A member whose failed probe phi vetoed: probed again next.
+    reprobe: Option<MemberId>,
     next_probe: Time,
     next_seq: u32,
     relays: FixedMap<u32, probe::Relay>,
@@ -85,6 +90,9 @@ pub struct Endpoint {
     gone: Vec<MemberId>,
     next_reconnect: Time,
 
+    // Replicated key/value state and phi detectors (kv.rs).
+    kv: kv::KvState,
+
     left: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -101,6 +109,9 @@ struct AfterPacket {
     push: Option<u64>,
     /// Whose claims the full-state entries of this datagram are.
     entries_from: Option<CompactString>,
+    /// A key/value digest to answer, with its lines.
+    kv_pull: Option<wire::KvPull>,
+    kv_digests: Vec<(CompactString, u64, u64)>,
 }
 
 impl Endpoint {
@@ -126,7 +137,12 @@ impl Endpoint {
         let next_gossip = Time::ZERO + config.gossip_interval.mul_f64(rng.random::<f64>());
         let next_reconnect = Time::ZERO + config.reconnect_interval.mul_f64(rng.random::<f64>());
         let queue = BroadcastQueue::new(rng.random());
+        let kv = kv::KvState::new(
+            [rng.random(), rng.random(), rng.random()],
+            config.kv_push_rate,
+        );
         Ok(Endpoint {
+            kv,
             awareness: Awareness::new(config.awareness_max_multiplier),
             cluster,
             header: Header::new(cluster),
@@ -137,6 +153,8 @@ impl Endpoint {
             probe_order: Vec::new(),
             probe_pos: 0,
             probe: None,
+            recent_probes: VecDeque::new(),
+            reprobe: None,
             next_probe,
             next_seq: rng.random(),
             relays: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(rng.random())),
@@ -229,6 +247,14 @@ impl Endpoint {
         self.left
     }
 
+    /// The 32-bit summary of membership and key/value state carried on
+    /// pings and acks: equal hashes mean nothing to exchange.
+    pub fn state_hash(&self) -> [u8; 4] {
+        let m = self.members.hash32();
+        let k = self.kv.store.hash32();
+        [m[0] ^ k[0], m[1] ^ k[1], m[2] ^ k[2], m[3] ^ k[3]]
+    }
+
     /// Counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
@@ -314,6 +340,7 @@ impl Endpoint {
     ) -> Result<(), WireError> {
         self.stats.packets_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
+        self.observe_time(now);
         let mut msgs = Vec::new();
         let decoded = Datagram::parse(bytes, self.cluster).and_then(|d| d.decode_all(&mut msgs));
         if let Err(e) = decoded {
@@ -352,7 +379,7 @@ impl Endpoint {
             Message::PingReq(r) => self.handle_ping_req(now, from, r),
             Message::Ack(a) => {
                 after.peer_hash = Some(a.hash);
-                self.handle_ack(a.seq);
+                self.handle_ack(now, a.seq);
             }
             Message::Nack(n) => self.handle_nack(now, n.seq),
             Message::Alive(a) => self.apply_alive(now, a, Via::Gossip),
@@ -381,14 +408,26 @@ impl Endpoint {
                 let claimant = after.entries_from.clone().unwrap_or_default();
                 self.merge_entry(now, m, &claimant);
             }
+            Message::KvEntry(e) => self.handle_kv_entry(now, &e),
+            Message::KvDigest(d) => {
+                self.handle_kv_digest(now, &d);
+                if after.kv_pull.is_some() {
+                    after
+                        .kv_digests
+                        .push((CompactString::from(d.node), d.generation, d.max_version));
+                }
+            }
+            Message::KvPull(p) => after.kv_pull = Some(p),
+            Message::KvReset(r) => self.handle_kv_reset(&r),
         }
     }
 
     fn finish_packet(&mut self, from: SocketAddr, after: AfterPacket) {
+        self.finish_resets();
         if let Some(seq) = after.ack {
             let ack = Message::Ack(wire::Ack {
                 seq,
-                hash: self.members.hash32(),
+                hash: self.state_hash(),
             });
             self.send(from, &[ack], true);
         }
@@ -398,8 +437,11 @@ impl Endpoint {
         if let Some(mask) = after.push {
             self.send_entries(from, mask, None);
         }
+        if let Some(pull) = after.kv_pull {
+            self.answer_pull(from, pull, &after.kv_digests);
+        }
         if let Some(theirs) = after.peer_hash {
-            if theirs != self.members.hash32() {
+            if theirs != self.state_hash() {
                 self.out_of_sync = Some(from);
             }
         }
@@ -407,6 +449,7 @@ impl Endpoint {
 
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.run_kv_timers(now);
         if !self.left {
             self.run_probe(now);
         }
@@ -415,6 +458,7 @@ impl Endpoint {
         // deadline into the past.
         self.expire_suspicions(now);
         if now >= self.next_gossip {
+            self.kv_gossip_tick(now);
             if !self.queue.is_empty() {
                 self.gossip(now);
             }
@@ -466,8 +510,11 @@ impl Endpoint {
         if let Some(Reverse((t, _))) = self.suspicion_deadlines.peek() {
             consider(*t);
         }
-        if !self.queue.is_empty() {
+        if !self.queue.is_empty() || self.kv.wants_gossip(self.kv.now) {
             consider(self.next_gossip);
+        }
+        if let Some(t) = self.kv.next_timer() {
+            consider(t);
         }
         next
     }
@@ -497,11 +544,13 @@ impl Endpoint {
 
     /// Queues an update about `subject` for dissemination.
     fn broadcast(&mut self, subject: &str, msg: &Message<'_>) {
-        let evicted = self.queue.push(
-            subject,
-            wire::encode_message(msg),
-            self.config.max_queued_broadcasts,
-        );
+        self.broadcast_encoded(subject, wire::encode_message(msg));
+    }
+
+    fn broadcast_encoded(&mut self, subject: &str, payload: Vec<u8>) {
+        let evicted = self
+            .queue
+            .push(subject, payload, self.config.max_queued_broadcasts);
         for _ in 0..evicted {
             self.stats.drop("broadcast_queue_full");
         }

@@ -46,6 +46,10 @@ impl Probe {
     }
 }
 
+/// Probes remembered after they end, so that a late ack still counts as
+/// evidence of its target's life.
+pub(super) const RECENT_PROBES: usize = 8;
+
 /// A ping-req this node is relaying for another member.
 #[derive(Debug)]
 pub(super) struct Relay {
@@ -76,6 +80,11 @@ impl Endpoint {
     }
 
     fn next_target(&mut self) -> Option<MemberId> {
+        if let Some(id) = self.reprobe.take() {
+            if self.members.get(id).is_some_and(|r| r.is_live()) {
+                return Some(id);
+            }
+        }
         for _ in 0..=self.probe_order.len() {
             if self.probe_pos >= self.probe_order.len() {
                 self.probe_pos = 0;
@@ -128,7 +137,7 @@ impl Endpoint {
             rec.state == MemberState::Suspect,
         );
         self.stats.probes += 1;
-        let hash = self.members.hash32();
+        let hash = self.state_hash();
         let ping = Message::Ping(wire::Ping {
             seq,
             target: &name,
@@ -147,6 +156,10 @@ impl Endpoint {
         } else {
             self.send(addr, &[ping], true);
         }
+        if self.recent_probes.len() == RECENT_PROBES {
+            self.recent_probes.pop_front();
+        }
+        self.recent_probes.push_back((seq, target));
         self.probe = Some(Probe {
             target,
             target_name: name,
@@ -206,11 +219,23 @@ impl Endpoint {
             return;
         }
         let incarnation = rec.incarnation;
+        if rec.state == MemberState::Alive && self.phi_vetoes(p.target, now) {
+            // Evidence of life keeps arriving on its usual rhythm: more
+            // likely lost packets than a failure. Probe it again next
+            // interval instead of raising a suspicion now.
+            self.stats.suspicions_vetoed += 1;
+            self.reprobe = Some(p.target);
+            return;
+        }
         let me = self.config.name.clone();
         self.apply_suspect(now, &p.target_name, incarnation, &me);
     }
 
-    pub(super) fn handle_ack(&mut self, seq: u32) {
+    pub(super) fn handle_ack(&mut self, now: Time, seq: u32) {
+        if let Some(&(_, target)) = self.recent_probes.iter().find(|(s, _)| *s == seq) {
+            // Late acks count too: a slow member is alive.
+            self.evidence(target, now);
+        }
         if let Some(p) = &mut self.probe {
             if p.seq == seq {
                 if !p.acked {
@@ -223,7 +248,7 @@ impl Endpoint {
             }
         }
         if let Some(relay) = self.relays.remove(&seq) {
-            let hash = self.members.hash32();
+            let hash = self.state_hash();
             self.send(
                 relay.requester,
                 &[Message::Ack(wire::Ack {
@@ -255,7 +280,7 @@ impl Endpoint {
             return;
         }
         let relay_seq = self.next_seq();
-        let hash = self.members.hash32();
+        let hash = self.state_hash();
         self.send(
             r.target_addr,
             &[Message::Ping(wire::Ping {

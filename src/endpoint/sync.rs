@@ -127,7 +127,7 @@ impl Endpoint {
         self.emit_datagram(to, b);
     }
 
-    fn push_counted(&mut self, b: &mut DatagramBuilder, msg: &Message<'_>) {
+    pub(super) fn push_counted(&mut self, b: &mut DatagramBuilder, msg: &Message<'_>) {
         let before = b.len();
         if b.push(msg).is_ok() {
             self.count_out(msg.kind(), b.len() - before);
@@ -150,6 +150,11 @@ impl Endpoint {
         }
         self.out_of_sync = None;
         self.start_sync(now, peer);
+        // The hash covers key/value state too: a digest finds what differs
+        // there (and rotates through owners when they do not all fit).
+        if self.kv.store.len() > 0 {
+            self.send_pull(peer, true);
+        }
     }
 
     fn start_sync(&mut self, now: Time, peer: SocketAddr) {
@@ -290,6 +295,8 @@ impl Endpoint {
                 if expired {
                     self.remove_from_probe_order(id);
                     self.suspicions.remove(&id);
+                    let name = self.members.rec(id).name.clone();
+                    self.forget_kv(id, &name);
                     self.members.remove(id);
                 }
             } else {

@@ -112,6 +112,12 @@ impl PhiDetector {
         self.last = Some(now);
     }
 
+    /// The mean of the recorded intervals, once there is one.
+    pub fn mean_interval(&self) -> Option<Duration> {
+        (!self.intervals.is_empty())
+            .then(|| Duration::from_secs_f64(self.sum / self.intervals.len() as f64))
+    }
+
     /// When evidence of life last arrived.
     pub fn last_heartbeat(&self) -> Option<Time> {
         self.last

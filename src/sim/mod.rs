@@ -139,17 +139,26 @@ pub enum EventKind {
     Left,
     /// [`Event::MemberUpdated`].
     Updated,
+    /// [`Event::KeyUpdated`].
+    KeyUpdated,
+    /// [`Event::KeyDeleted`].
+    KeyDeleted,
+    /// [`Event::KeyExpired`].
+    KeyExpired,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Joined,
         EventKind::Recovered,
         EventKind::Suspect,
         EventKind::Failed,
         EventKind::Left,
         EventKind::Updated,
+        EventKind::KeyUpdated,
+        EventKind::KeyDeleted,
+        EventKind::KeyExpired,
     ];
 
     /// The kind of `event`.
@@ -161,10 +170,13 @@ impl EventKind {
             Event::MemberFailed(_) => EventKind::Failed,
             Event::MemberLeft(_) => EventKind::Left,
             Event::MemberUpdated(_) => EventKind::Updated,
+            Event::KeyUpdated { .. } => EventKind::KeyUpdated,
+            Event::KeyDeleted { .. } => EventKind::KeyDeleted,
+            Event::KeyExpired { .. } => EventKind::KeyExpired,
         }
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u16 {
         1 << self as u8
     }
 }
@@ -333,7 +345,7 @@ pub struct Sim {
     crashed: usize,
     trace: Fnv,
     stats: SimStats,
-    log_mask: u8,
+    log_mask: u16,
     event_log: Vec<LoggedEvent>,
     log_packets: bool,
     packet_log: Vec<PacketRecord>,
@@ -1086,13 +1098,27 @@ impl Sim {
     fn observe(&mut self, i: u32, ev: &Event) {
         self.stats.events += 1;
         let kind = EventKind::of(ev);
-        let m = ev.member();
         let t = &mut self.trace;
         t.u8(b'E');
         t.u64(self.now.as_nanos());
         t.u32(i);
         t.u8(kind as u8);
-        t.bytes(m.name.as_bytes());
+        t.bytes(ev.node().as_bytes());
+        let Some(m) = ev.member() else {
+            // Key events: the trace covers them; the event log is for
+            // membership (key events reach `on_event` hooks).
+            if let Event::KeyUpdated { key, version, .. }
+            | Event::KeyDeleted { key, version, .. }
+            | Event::KeyExpired { key, version, .. } = ev
+            {
+                t.bytes(key.as_bytes());
+                t.u64(*version);
+            }
+            if let Some(hook) = &mut self.hook {
+                hook(self.now, NodeId(i), ev);
+            }
+            return;
+        };
         t.u32(m.incarnation);
         t.u8(m.state as u8);
         if self.log_mask & kind.bit() != 0 {

@@ -17,6 +17,8 @@ pub const MAX_NAME_LEN: usize = 255;
 pub const MAX_META_LEN: usize = 512;
 /// Largest number of anti-entropy buckets a sync request may carry.
 pub const MAX_SYNC_BUCKETS: usize = 64;
+/// Longest key accepted on the wire, in bytes.
+pub const MAX_KEY_LEN: usize = 255;
 
 /// A 32-bit summary of a node's membership view, carried on probes so that
 /// two nodes find out they disagree without exchanging any state.
@@ -182,6 +184,73 @@ pub struct MemberEntry<'a> {
     pub meta: Bytes<'a>,
 }
 
+/// One key/value write of `node`, as pushed after a write and as sent in
+/// scuttlebutt deltas.
+///
+/// `base` makes a truncated or reordered delta safe: the receiver applies the
+/// entry only if it already holds every version of `node` up to `base` (the
+/// sender's previous existing version), so it never claims a version range
+/// with a hole in it.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvEntry<'a> {
+    /// Owner of the key.
+    pub node: &'a str,
+    /// The owner's generation (rises when it restarts).
+    pub generation: u64,
+    /// Apply only if holding every version of `node` up to this one.
+    pub base: u64,
+    /// The version of this write (per owner, rising).
+    pub version: u64,
+    /// The key.
+    pub key: &'a str,
+    /// The value (empty for a tombstone).
+    #[serde(borrow)]
+    pub value: Bytes<'a>,
+    /// Absolute expiry in milliseconds since the time origin; 0 for none.
+    pub expires_ms: u64,
+    /// A tombstone: the key was deleted (or expired at its owner).
+    pub deleted: bool,
+}
+
+/// One line of a scuttlebutt digest: what the sender holds of `node`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvDigest<'a> {
+    /// The owner.
+    pub node: &'a str,
+    /// Its generation as the sender knows it.
+    pub generation: u64,
+    /// Its heartbeat as the sender knows it (evidence of life).
+    pub heartbeat: u64,
+    /// The highest version of it the sender holds.
+    pub max_version: u64,
+}
+
+/// Begins a scuttlebutt digest: the [`KvDigest`] messages of this datagram
+/// list what the sender holds; the receiver answers with entries the sender
+/// lacks.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvPull {
+    /// This digest is itself an answer: send entries, but no digest back.
+    pub reply: bool,
+    /// The digest lists every node the sender knows, so nodes it omits are
+    /// ones it lacks entirely.
+    pub complete: bool,
+}
+
+/// "Forget what you hold of `node`; its entries follow from scratch." Sent
+/// to a peer that is behind the sender's garbage-collection horizon, whose
+/// state may hold keys whose tombstones are already gone.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvReset<'a> {
+    /// The owner.
+    pub node: &'a str,
+    /// Its generation.
+    pub generation: u64,
+    /// Versions up to this one may have lost tombstones; a receiver already
+    /// holding past it ignores the reset (so a replayed reset is harmless).
+    pub floor: u64,
+}
+
 /// One message inside a datagram. A datagram carries one or more, packed
 /// back to back after the header.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +280,13 @@ pub enum Message<'a> {
     SyncReply(SyncReply<'a>),
     #[serde(borrow)]
     Member(MemberEntry<'a>),
+    #[serde(borrow)]
+    KvEntry(KvEntry<'a>),
+    #[serde(borrow)]
+    KvDigest(KvDigest<'a>),
+    KvPull(KvPull),
+    #[serde(borrow)]
+    KvReset(KvReset<'a>),
 }
 
 /// The kinds of message, for statistics and logs.
@@ -230,11 +306,15 @@ pub enum MessageKind {
     SyncRequest,
     SyncReply,
     Member,
+    KvEntry,
+    KvDigest,
+    KvPull,
+    KvReset,
 }
 
 impl MessageKind {
     /// Every kind, in wire-tag order.
-    pub const ALL: [MessageKind; 13] = [
+    pub const ALL: [MessageKind; 17] = [
         MessageKind::Ping,
         MessageKind::PingReq,
         MessageKind::Ack,
@@ -248,6 +328,10 @@ impl MessageKind {
         MessageKind::SyncRequest,
         MessageKind::SyncReply,
         MessageKind::Member,
+        MessageKind::KvEntry,
+        MessageKind::KvDigest,
+        MessageKind::KvPull,
+        MessageKind::KvReset,
     ];
 
     /// A short lowercase name.
@@ -266,6 +350,10 @@ impl MessageKind {
             MessageKind::SyncRequest => "sync_request",
             MessageKind::SyncReply => "sync_reply",
             MessageKind::Member => "member",
+            MessageKind::KvEntry => "kv_entry",
+            MessageKind::KvDigest => "kv_digest",
+            MessageKind::KvPull => "kv_pull",
+            MessageKind::KvReset => "kv_reset",
         }
     }
 }
@@ -301,6 +389,10 @@ impl<'a> Message<'a> {
             Message::SyncRequest(_) => MessageKind::SyncRequest,
             Message::SyncReply(_) => MessageKind::SyncReply,
             Message::Member(_) => MessageKind::Member,
+            Message::KvEntry(_) => MessageKind::KvEntry,
+            Message::KvDigest(_) => MessageKind::KvDigest,
+            Message::KvPull(_) => MessageKind::KvPull,
+            Message::KvReset(_) => MessageKind::KvReset,
         }
     }
 
@@ -338,6 +430,19 @@ impl<'a> Message<'a> {
                 check_name(m.name)?;
                 check_meta(m.meta)
             }
+            Message::KvEntry(e) => {
+                check_name(e.node)?;
+                if e.key.is_empty() || e.key.len() > MAX_KEY_LEN {
+                    return Err(WireError::BadKey);
+                }
+                if e.version <= e.base || (e.deleted && !e.value.0.is_empty()) {
+                    return Err(WireError::BadVersion);
+                }
+                Ok(())
+            }
+            Message::KvDigest(d) => check_name(d.node),
+            Message::KvPull(_) => Ok(()),
+            Message::KvReset(r) => check_name(r.node),
         }
     }
 }
@@ -412,6 +517,31 @@ pub fn example_messages() -> Vec<Message<'static>> {
             incarnation: 3,
             state: WireState::Suspect,
             meta: Bytes(b"zone=b"),
+        }),
+        Message::KvEntry(KvEntry {
+            node: "node-0017",
+            generation: 2,
+            base: 41,
+            version: 42,
+            key: "service.http.port",
+            value: Bytes(b"8080"),
+            expires_ms: 1_800_000,
+            deleted: false,
+        }),
+        Message::KvDigest(KvDigest {
+            node: "node-0017",
+            generation: 2,
+            heartbeat: 917,
+            max_version: 42,
+        }),
+        Message::KvPull(KvPull {
+            reply: false,
+            complete: true,
+        }),
+        Message::KvReset(KvReset {
+            node: "node-0017",
+            generation: 2,
+            floor: 40,
         }),
     ]
 }

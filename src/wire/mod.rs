@@ -24,7 +24,7 @@ use std::fmt;
 /// First two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"vn";
 /// Version of the format; a datagram with another version is dropped.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 /// Bytes taken by the header.
 pub const HEADER_LEN: usize = 8;
 /// Smallest datagram budget a node may be configured with.
@@ -69,6 +69,11 @@ pub enum WireError {
     BadMeta,
     /// A sync request whose bucket list is not a power of two of 4-byte hashes.
     BadBuckets,
+    /// A key/value entry whose key is empty or longer than [`MAX_KEY_LEN`].
+    BadKey,
+    /// A key/value entry whose version is not above its base, or a tombstone
+    /// carrying a value.
+    BadVersion,
 }
 
 impl WireError {
@@ -88,6 +93,8 @@ impl WireError {
             WireError::BadName => "bad_name",
             WireError::BadMeta => "bad_meta",
             WireError::BadBuckets => "bad_buckets",
+            WireError::BadKey => "bad_key",
+            WireError::BadVersion => "bad_version",
         }
     }
 }
@@ -283,6 +290,10 @@ pub fn decode_message(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
         Some(MessageKind::SyncRequest) => body_of(body, Message::SyncRequest),
         Some(MessageKind::SyncReply) => body_of(body, Message::SyncReply),
         Some(MessageKind::Member) => body_of(body, Message::Member),
+        Some(MessageKind::KvEntry) => body_of(body, Message::KvEntry),
+        Some(MessageKind::KvDigest) => body_of(body, Message::KvDigest),
+        Some(MessageKind::KvPull) => body_of(body, Message::KvPull),
+        Some(MessageKind::KvReset) => body_of(body, Message::KvReset),
         None => Err(WireError::Malformed),
     }?;
     msg.validate()?;

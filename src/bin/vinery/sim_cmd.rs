@@ -212,7 +212,7 @@ impl ProgressDisplay {
         } else {
             Duration::from_secs(10)
         };
-        let due = self.last.map_or(true, |t| now - t >= every);
+        let due = self.last.is_none_or(|t| now - t >= every);
         let new_phase = p.phase != self.last_phase;
         if !(due || (new_phase && !self.tty)) {
             return;
