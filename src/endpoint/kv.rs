@@ -407,7 +407,8 @@ impl Endpoint {
         let Some((k, r)) = s.record_named(key) else {
             return;
         };
-        let payload = wire::encode_message(&Message::KvEntry(s.entry(node, k, r, s.base_of(r.version))));
+        let payload =
+            wire::encode_message(&Message::KvEntry(s.entry(node, k, r, s.base_of(r.version))));
         self.broadcast_encoded(&subject(node, key), payload);
     }
 
@@ -501,7 +502,8 @@ impl Endpoint {
             let start = self.kv.cursor % rest.len().max(1);
             let n = rest.len();
             listed.extend((0..n).map(|i| rest[(start + i) % n].clone()));
-            let mut seen = hashbrown::HashSet::<CompactString, foldhash::fast::FixedState>::default();
+            let mut seen =
+                hashbrown::HashSet::<CompactString, foldhash::fast::FixedState>::default();
             listed.retain(|n| seen.insert(n.clone()));
         }
         let lines: Vec<Vec<u8>> = listed
@@ -610,10 +612,8 @@ impl Endpoint {
         let me = CompactString::from(self.config.name.as_str());
         let old = self.kv.store.reset(&me, self.kv.generation);
         let Some(old) = old else { return };
-        let mut live: Vec<(&str, &Record)> = old
-            .records()
-            .filter(|(_, r)| r.visible(now))
-            .collect();
+        let mut live: Vec<(&str, &Record)> =
+            old.records().filter(|(_, r)| r.visible(now)).collect();
         live.sort_unstable_by_key(|(_, r)| r.version);
         for (key, r) in live {
             self.kv.store.with(&me, self.kv.generation, |s| {
@@ -797,8 +797,7 @@ impl Endpoint {
                 }
                 continue;
             };
-            if s.generation > *generation || (s.generation == *generation && s.max_version > *max)
-            {
+            if s.generation > *generation || (s.generation == *generation && s.max_version > *max) {
                 let from_scratch = s.generation != *generation || *max < s.gc_floor;
                 let depth = s.max_version - if from_scratch { 0 } else { *max };
                 sends.push(Send {

@@ -412,9 +412,11 @@ impl Endpoint {
             Message::KvDigest(d) => {
                 self.handle_kv_digest(now, &d);
                 if after.kv_pull.is_some() {
-                    after
-                        .kv_digests
-                        .push((CompactString::from(d.node), d.generation, d.max_version));
+                    after.kv_digests.push((
+                        CompactString::from(d.node),
+                        d.generation,
+                        d.max_version,
+                    ));
                 }
             }
             Message::KvPull(p) => after.kv_pull = Some(p),

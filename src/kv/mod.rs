@@ -62,7 +62,10 @@ impl fmt::Display for KvError {
                 "value: {len} bytes, more than fits (max_value_len or one datagram: {max})"
             ),
             KvError::TooManyKeys { max } => {
-                write!(f, "key: this node already owns max_keys_per_node ({max}) keys")
+                write!(
+                    f,
+                    "key: this node already owns max_keys_per_node ({max}) keys"
+                )
             }
             KvError::ExpiryInPast => f.write_str("expiry: must be in the future"),
             KvError::Left => f.write_str("node: has left the cluster"),

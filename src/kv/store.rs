@@ -121,7 +121,8 @@ impl NodeState {
 
     fn put(&mut self, key: &str, rec: Record) -> Option<Record> {
         self.max_version = self.max_version.max(rec.version);
-        self.by_version.insert(rec.version, CompactString::from(key));
+        self.by_version
+            .insert(rec.version, CompactString::from(key));
         if !rec.deleted {
             self.live += 1;
         }

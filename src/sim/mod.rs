@@ -226,6 +226,8 @@ pub struct SimStats {
     pub packets_sent: u64,
     /// Bytes sent by all nodes.
     pub bytes_sent: u64,
+    /// The largest datagram any node sent (checks packing budgets).
+    pub largest_datagram: usize,
     /// Datagrams handed to a node (including the duplicates).
     pub packets_delivered: u64,
     /// Datagrams lost at random (network or link loss).
@@ -1051,6 +1053,7 @@ impl Sim {
         let len = tx.data.len();
         self.stats.packets_sent += 1;
         self.stats.bytes_sent += len as u64;
+        self.stats.largest_datagram = self.stats.largest_datagram.max(len);
         let to = self.lookup(tx.to);
         self.trace.u8(b'T');
         self.trace.u64(now.as_nanos());
