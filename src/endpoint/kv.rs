@@ -32,6 +32,10 @@ use crate::Time;
 
 type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
+/// Recently changed owners remembered for digests; more than a datagram
+/// lists is pointless, and the rotation covers the rest.
+const MAX_HOT: usize = 128;
+
 /// A timer on one version of one key: its expiry, or its tombstone's
 /// collection.
 type KeyTimer = Reverse<(Time, CompactString, CompactString, u64)>;
@@ -385,10 +389,13 @@ impl Endpoint {
             self.members.live_count(),
         );
         self.kv.active_until = now + self.config.gossip_interval * rounds;
-        if let Some(at) = self.kv.hot.iter().position(|(_, n)| n == node) {
+        if let Some(at) = self.kv.hot.iter().rposition(|(_, n)| n == node) {
             self.kv.hot.remove(at);
         }
         self.kv.hot.push_back((now, node.clone()));
+        if self.kv.hot.len() > MAX_HOT {
+            self.kv.hot.pop_front();
+        }
         while self
             .kv
             .hot
@@ -485,55 +492,55 @@ impl Endpoint {
         let generation = self.kv.generation;
         self.kv.store.with(&me, generation, |s| s.heartbeat += 1);
         self.stats.kv_pulls += 1;
-        let mut b = self.new_builder();
-        let mut listed: Vec<CompactString> = vec![me];
-        listed.extend(self.kv.hot.iter().rev().map(|(_, n)| n.clone()));
-        listed.dedup();
+        // At most one datagram of lines: ourselves, the recently changed
+        // owners (newest first), then the next owners of the rotation.
         let total = self.kv.store.len();
-        let mut complete = false;
+        let cap = (self.config.max_datagram / 16).min(total);
+        let mut listed: Vec<CompactString> = Vec::with_capacity(2 * cap + 1);
+        listed.push(me);
+        listed.extend(self.kv.hot.iter().rev().take(cap).map(|(_, n)| n.clone()));
+        let start = self.kv.cursor % total.max(1);
         if rotate {
-            let mut rest: Vec<CompactString> = self
-                .kv
-                .store
-                .nodes()
-                .map(|(n, _)| CompactString::from(n))
-                .collect();
-            rest.sort_unstable();
-            let start = self.kv.cursor % rest.len().max(1);
-            let n = rest.len();
-            listed.extend((0..n).map(|i| rest[(start + i) % n].clone()));
-            let mut seen =
-                hashbrown::HashSet::<CompactString, foldhash::fast::FixedState>::default();
-            listed.retain(|n| seen.insert(n.clone()));
+            listed.extend(
+                (0..cap).map(|i| CompactString::from(self.kv.store.nth((start + i) % total))),
+            );
         }
-        let lines: Vec<Vec<u8>> = listed
-            .iter()
-            .filter_map(|node| {
-                let s = self.kv.store.get(node)?;
-                Some(wire::encode_message(&Message::KvDigest(wire::KvDigest {
-                    node,
-                    generation: s.generation,
-                    heartbeat: s.heartbeat,
-                    max_version: s.max_version,
-                })))
-            })
-            .collect();
-        let pull_len = 3;
-        let mut room = b.remaining().saturating_sub(pull_len);
-        let fitting = lines
-            .iter()
-            .take_while(|l| {
-                let fits = l.len() <= room;
-                room = room.saturating_sub(l.len());
-                fits
-            })
-            .count();
+        let mut seen = hashbrown::HashSet::<&str, foldhash::fast::FixedState>::default();
+        let mut lines: Vec<Vec<u8>> = Vec::with_capacity(listed.len());
+        // Room for the pull marker (3 bytes) ahead of the lines.
+        let mut room = self.new_builder().remaining().saturating_sub(3);
+        let mut rotated = 0;
+        for (i, node) in listed.iter().enumerate() {
+            let Some(s) = self.kv.store.get(node) else {
+                continue;
+            };
+            if !seen.insert(node) {
+                if i > self.kv.hot.len().min(cap) {
+                    rotated += 1;
+                }
+                continue;
+            }
+            let line = wire::encode_message(&Message::KvDigest(wire::KvDigest {
+                node,
+                generation: s.generation,
+                heartbeat: s.heartbeat,
+                max_version: s.max_version,
+            }));
+            if line.len() > room {
+                break;
+            }
+            room -= line.len();
+            lines.push(line);
+            if i > self.kv.hot.len().min(cap) {
+                rotated += 1;
+            }
+        }
+        let complete = rotate && lines.len() >= total;
         if rotate {
-            // Lines beyond the recently changed ones came from the
-            // rotation: the next digest starts after them.
-            self.kv.cursor = self.kv.cursor.wrapping_add(fitting);
-            complete = fitting >= total;
+            // The next digest continues the rotation after these.
+            self.kv.cursor = start + rotated;
         }
+        let mut b = self.new_builder();
         self.push_counted(
             &mut b,
             &Message::KvPull(wire::KvPull {
@@ -541,7 +548,7 @@ impl Endpoint {
                 complete,
             }),
         );
-        for line in &lines[..fitting] {
+        for line in &lines {
             if b.push_encoded(line).is_err() {
                 break;
             }

@@ -300,6 +300,18 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Starts anti-entropy with `peer` now, without waiting for a probe to
+    /// reveal a difference: a membership sync and a key/value digest (for
+    /// operators who want a node caught up at once, and for benchmarks).
+    pub fn sync_with(&mut self, now: Time, peer: SocketAddr) {
+        self.observe_time(now);
+        if self.left || peer == self.addr {
+            return;
+        }
+        self.start_sync(now, peer);
+        self.send_pull(peer, true);
+    }
+
     /// Leaves the cluster gracefully: broadcasts `Left` and stops probing.
     /// Keep driving the endpoint until [`Endpoint::pending_broadcasts`] is
     /// zero (or a deadline passes) so the news gets out.

@@ -157,7 +157,7 @@ impl Endpoint {
         }
     }
 
-    fn start_sync(&mut self, now: Time, peer: SocketAddr) {
+    pub(super) fn start_sync(&mut self, now: Time, peer: SocketAddr) {
         self.next_sync_id = self.next_sync_id.wrapping_add(1);
         let id = self.next_sync_id;
         self.syncs.push(PendingSync {

@@ -52,6 +52,8 @@ pub(crate) struct NodeState {
     by_version: BTreeMap<u64, CompactString>,
     /// Keys that are not tombstones (the per-node key limit counts these).
     live: usize,
+    /// Position in the store's owner list.
+    slot: usize,
 }
 
 /// The outcome of offering one entry to a replica.
@@ -78,6 +80,7 @@ impl NodeState {
             keys: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
             by_version: BTreeMap::new(),
             live: 0,
+            slot: 0,
         }
     }
 
@@ -213,6 +216,9 @@ impl NodeState {
 #[derive(Debug)]
 pub(crate) struct KvStore {
     nodes: FixedMap<CompactString, NodeState>,
+    /// Owners in a stable order, so that a rotating digest picks the next
+    /// few by index instead of listing (and sorting) all of them.
+    order: Vec<CompactString>,
     hash: u64,
     seed: u64,
 }
@@ -231,6 +237,7 @@ impl KvStore {
     pub(crate) fn new(seed: u64) -> KvStore {
         KvStore {
             nodes: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
+            order: Vec::new(),
             hash: 0,
             seed,
         }
@@ -268,11 +275,17 @@ impl KvStore {
         f: impl FnOnce(&mut NodeState) -> R,
     ) -> R {
         let seed = self.seed;
+        let slot = self.order.len();
         let mut created = false;
         let s = self.nodes.entry_ref(node).or_insert_with(|| {
             created = true;
-            NodeState::new(generation, seed)
+            let mut s = NodeState::new(generation, seed);
+            s.slot = slot;
+            s
         });
+        if created {
+            self.order.push(CompactString::from(node));
+        }
         // A state just created was not part of the hash yet.
         let before = if created { 0 } else { contribution(node, s) };
         let r = f(s);
@@ -292,7 +305,18 @@ impl KvStore {
     pub(crate) fn remove(&mut self, node: &str) -> Option<NodeState> {
         let old = self.nodes.remove(node)?;
         self.hash ^= contribution(node, &old);
+        self.order.swap_remove(old.slot);
+        if let Some(moved) = self.order.get(old.slot) {
+            if let Some(s) = self.nodes.get_mut(moved) {
+                s.slot = old.slot;
+            }
+        }
         Some(old)
+    }
+
+    /// The owner at position `i` of the stable order (`i < len`).
+    pub(crate) fn nth(&self, i: usize) -> &str {
+        &self.order[i]
     }
 }
 
@@ -377,5 +401,23 @@ mod tests {
         b.remove("n");
         assert_eq!(a.hash32(), b.hash32());
         assert_eq!(a.hash32(), [0; 4]);
+    }
+
+    #[test]
+    fn the_owner_order_survives_removals() {
+        let mut st = KvStore::new(3);
+        for n in ["a", "b", "c", "d"] {
+            st.with(n, 1, |_| ());
+        }
+        st.remove("b");
+        st.remove("a");
+        let mut listed: Vec<&str> = (0..st.len()).map(|i| st.nth(i)).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, ["c", "d"]);
+        st.with("e", 1, |_| ());
+        st.remove("d");
+        let mut listed: Vec<&str> = (0..st.len()).map(|i| st.nth(i)).collect();
+        listed.sort_unstable();
+        assert_eq!(listed, ["c", "e"]);
     }
 }
