@@ -408,3 +408,77 @@ fn key_events_and_scans_follow_patterns() {
     assert_eq!((all[0].key, all[0].value), ("other", &b"1"[..]));
     assert!(ep.scan(&KeyPattern::glob("service.*")).is_empty());
 }
+
+/// Three nodes where A's pings to X are all lost (and nobody relays), while
+/// X keeps writing, so its heartbeat reaches A in digests. Returns how many
+/// times A suspected X in 30 s, and A's vetoes.
+fn one_way_loss(phi: bool) -> (usize, u64, Sim, Vec<NodeId>) {
+    let config = Config {
+        indirect_checks: 0,
+        phi,
+        ..Config::lan()
+    };
+    let mut sim = Sim::new(18, NetworkConfig::ideal());
+    let nodes = sim.add_nodes(3, &config);
+    for &x in &nodes[1..] {
+        sim.join(x, &[nodes[0]]);
+    }
+    sim.wait_until(STEP, Duration::from_secs(10), Sim::full_view)
+        .expect("converge");
+    let (a, x) = (nodes[0], nodes[2]);
+    let lost = vinery::sim::LinkConfig {
+        loss: 1.0,
+        ..vinery::sim::LinkConfig::default()
+    };
+    sim.set_link(a, x, lost);
+    let suspected: Arc<Mutex<usize>> = Arc::default();
+    let sink = Arc::clone(&suspected);
+    let x_name = sim.name(x).to_owned();
+    sim.on_event(move |_, node, e| {
+        if node == a && matches!(e, Event::MemberSuspect(m) if m.name == x_name) {
+            *sink.lock().unwrap() += 1;
+        }
+    });
+    for i in 0..300 {
+        sim.with_endpoint(x, |ep, now| {
+            ep.set(now, "tick", i.to_string().as_bytes()).unwrap()
+        });
+        sim.run_for(Duration::from_millis(100));
+    }
+    sim.clear_event_hook();
+    let n = *suspected.lock().unwrap();
+    let vetoes = sim.endpoint(a).stats().suspicions_vetoed;
+    (n, vetoes, sim, nodes)
+}
+
+#[test]
+fn phi_vetoes_suspicions_while_evidence_flows_and_still_lets_a_crash_be_detected() {
+    let (without_phi, vetoes, ..) = one_way_loss(false);
+    assert!(without_phi > 0, "plain SWIM must suspect X here");
+    assert_eq!(vetoes, 0);
+    let (with_phi, vetoes, mut sim, nodes) = one_way_loss(true);
+    assert_eq!(with_phi, 0, "phi must veto: X's heartbeat keeps arriving");
+    assert!(vetoes > 0);
+    let (a, x) = (nodes[0], nodes[2]);
+    let phi_now = sim
+        .endpoint(a)
+        .phi(sim.name(x), sim.now())
+        .expect("evidence");
+    assert!(phi_now < 8.0, "phi {phi_now} while X is alive");
+    // A real crash is still detected: evidence stops, the veto lapses.
+    sim.crash(x);
+    let crashed = sim.now();
+    let x_name = sim.name(x).to_owned();
+    let dead = sim.wait_until(STEP, Duration::from_secs(60), |s| {
+        s.endpoint(a)
+            .member(&x_name)
+            .is_some_and(|m| m.state == vinery::MemberState::Dead)
+    });
+    let took = dead
+        .expect("A declares the crashed X dead")
+        .saturating_since(crashed);
+    // Suspicion within a couple of probes (one extra for a veto), then the
+    // Lifeguard timeout at n=3 (at most 6 × 4 s).
+    assert!(took <= Duration::from_secs(3 + 24), "took {took:?}");
+    assert!(sim.endpoint(a).phi(&x_name, sim.now()).unwrap() > 8.0);
+}
