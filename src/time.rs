@@ -25,12 +25,13 @@ impl Time {
 
     /// A time `millis` milliseconds after the origin.
     pub const fn from_millis(millis: u64) -> Time {
-        Time(millis * 1_000_000)
+        // Saturating: expiries arrive from the network.
+        Time(millis.saturating_mul(1_000_000))
     }
 
     /// A time `secs` seconds after the origin.
     pub const fn from_secs(secs: u64) -> Time {
-        Time(secs * 1_000_000_000)
+        Time(secs.saturating_mul(1_000_000_000))
     }
 
     /// Nanoseconds since the origin.

@@ -615,7 +615,7 @@ impl Endpoint {
             return;
         }
         self.stats.kv_generation_refutations += 1;
-        self.kv.generation = generation + 1;
+        self.kv.generation = generation.saturating_add(1);
         let me = CompactString::from(self.config.name.as_str());
         let old = self.kv.store.reset(&me, self.kv.generation);
         let Some(old) = old else { return };
