@@ -7,15 +7,18 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::security::{Cidr, SecretKey, SEAL_OVERHEAD};
 use crate::wire::{
     HEADER_LEN, MAX_DATAGRAM, MAX_KEY_LEN, MAX_META_LEN, MAX_NAME_LEN, MAX_SYNC_BUCKETS,
     MIN_DATAGRAM,
 };
 
 /// Bytes a key/value entry of this node takes besides its key, value and
-/// the node's name, at most: the datagram header, the tag, four varint
-/// integers of up to 9 bytes, three length prefixes and the tombstone flag.
-pub(crate) const KV_ENTRY_OVERHEAD: usize = HEADER_LEN + 1 + 4 * 9 + 3 * 3 + 1;
+/// the node's name, at most: the datagram header, encryption's overhead
+/// (reserved whether or not keys are set, so turning encryption on never
+/// makes a stored value unsendable), the tag, four varint integers of up to
+/// 9 bytes, three length prefixes and the tombstone flag.
+pub(crate) const KV_ENTRY_OVERHEAD: usize = HEADER_LEN + SEAL_OVERHEAD + 1 + 4 * 9 + 3 * 3 + 1;
 
 /// Everything an [`Endpoint`](crate::Endpoint) needs to know before it
 /// starts. Build one from a preset and change fields; [`Config::validate`]
@@ -127,6 +130,25 @@ pub struct Config {
     /// Extra silence tolerated on top of the mean interval (GC pauses,
     /// scheduling). Default: 0.
     pub phi_acceptable_pause: Duration,
+
+    /// Pre-shared AES-256 keys; the first is the primary this node seals
+    /// with, all are accepted. Empty: no encryption. Default: empty.
+    pub keys: Vec<SecretKey>,
+    /// With keys: keep sending plaintext (step 1 of moving a live cluster
+    /// to encryption: every node first learns to accept sealed datagrams).
+    /// Default: false.
+    pub send_plaintext: bool,
+    /// With keys: keep accepting plaintext (step 2: nodes seal, but still
+    /// hear the ones not switched yet). Default: false.
+    pub accept_plaintext: bool,
+    /// Sealed datagrams stamped further than this from this node's clock
+    /// are dropped as replays (`stale_timestamp`). Must exceed the clock
+    /// skew between hosts and stay below `dead_retention`. Default: 5 min.
+    pub replay_window: Duration,
+    /// Source networks allowed to send to this node; datagrams from others
+    /// are dropped before decoding (`source_not_allowed`). Empty: any.
+    /// Default: empty.
+    pub allowed_sources: Vec<Cidr>,
 }
 
 impl Default for Config {
@@ -173,6 +195,11 @@ impl Config {
             phi_window: 100,
             phi_min_std_dev: Duration::from_millis(100),
             phi_acceptable_pause: Duration::ZERO,
+            keys: Vec::new(),
+            send_plaintext: false,
+            accept_plaintext: false,
+            replay_window: Duration::from_secs(300),
+            allowed_sources: Vec::new(),
         }
     }
 
@@ -355,6 +382,15 @@ impl Config {
         if self.phi_min_std_dev.is_zero() {
             return bad("phi_min_std_dev", "must be positive".into());
         }
+        if self.replay_window.is_zero() || self.replay_window >= self.dead_retention {
+            return bad(
+                "replay_window",
+                format!(
+                    "must be positive and below dead_retention ({:?}), got {:?}",
+                    self.dead_retention, self.replay_window
+                ),
+            );
+        }
         Ok(())
     }
 }
@@ -485,6 +521,14 @@ mod tests {
             (
                 "phi_min_std_dev",
                 Box::new(|c| c.phi_min_std_dev = Duration::ZERO),
+            ),
+            (
+                "replay_window",
+                Box::new(|c| c.replay_window = Duration::ZERO),
+            ),
+            (
+                "replay_window",
+                Box::new(|c| c.replay_window = c.dead_retention),
             ),
         ];
         for (field, break_it) in cases {

@@ -22,6 +22,7 @@ mod endpoint;
 mod event;
 pub mod kv;
 mod membership;
+pub mod security;
 pub mod sim;
 mod stats;
 mod time;

@@ -69,6 +69,14 @@ pub fn check_decode(bytes: &[u8]) -> Decoded<'_> {
     );
     let datagram = match Datagram::parse(bytes, header.cluster) {
         Ok(d) => d,
+        Err(WireError::NoKey) => {
+            assert_ne!(
+                header.flags & wire::FLAG_ENCRYPTED,
+                0,
+                "only sealed datagrams need a key"
+            );
+            return fail(WireError::NoKey);
+        }
         Err(e) => {
             assert_eq!(e, WireError::Empty, "only an empty body fails here");
             assert_eq!(

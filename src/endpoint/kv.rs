@@ -311,7 +311,7 @@ impl Endpoint {
         };
         let empty = wire::HEADER_LEN + wire::encode_message(&Message::KvEntry(probe)).len();
         // A value's length prefix grows with it (up to 3 bytes here).
-        let fits = self.config.max_datagram.saturating_sub(empty + 2);
+        let fits = self.message_budget().saturating_sub(empty + 2);
         let max = self.config.max_value_len.min(fits);
         if value.len() > max {
             return Err(KvError::ValueTooLarge {

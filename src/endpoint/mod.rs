@@ -15,6 +15,7 @@
 mod kv;
 mod merge;
 mod probe;
+mod secure;
 mod sync;
 
 use std::cmp::Reverse;
@@ -92,6 +93,8 @@ pub struct Endpoint {
 
     // Replicated key/value state and phi detectors (kv.rs).
     kv: kv::KvState,
+    // Allow-list, keyring and sealing (secure.rs).
+    gate: secure::Gate,
 
     left: bool,
     transmits: VecDeque<Transmit>,
@@ -141,8 +144,10 @@ impl Endpoint {
             [rng.random(), rng.random(), rng.random()],
             config.kv_push_rate,
         );
+        let gate = secure::Gate::new(&config.keys, rng.random(), rng.random(), rng.random());
         Ok(Endpoint {
             kv,
+            gate,
             awareness: Awareness::new(config.awareness_max_multiplier),
             cluster,
             header: Header::new(cluster),
@@ -353,10 +358,17 @@ impl Endpoint {
         self.stats.packets_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
         self.observe_time(now);
+        let plain = match self.admit(now, from, bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.drop_datagram(now, from, e);
+                return Err(e);
+            }
+        };
         let mut msgs = Vec::new();
-        let decoded = Datagram::parse(bytes, self.cluster).and_then(|d| d.decode_all(&mut msgs));
+        let decoded = Datagram::parse(&plain, self.cluster).and_then(|d| d.decode_all(&mut msgs));
         if let Err(e) = decoded {
-            self.stats.drop(e.name());
+            self.drop_datagram(now, from, e);
             return Err(e);
         }
         if self.left {
@@ -571,7 +583,7 @@ impl Endpoint {
     }
 
     fn new_builder(&self) -> DatagramBuilder {
-        DatagramBuilder::new(self.header, self.config.max_datagram)
+        DatagramBuilder::new(self.header, self.message_budget())
     }
 
     /// Sends `msgs` to `to` in one datagram, topped up with pending updates
@@ -610,7 +622,7 @@ impl Endpoint {
         if b.is_empty() {
             return;
         }
-        let data = b.finish();
+        let data = self.seal(b.finish());
         self.stats.packets_out += 1;
         self.stats.bytes_out += data.len() as u64;
         self.transmits.push_back(Transmit { to, data });

@@ -35,9 +35,12 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// and tunnel overhead.
 pub const DEFAULT_DATAGRAM: usize = 1400;
 
-/// The header flag bits this version understands (none yet; bit 0 is
-/// reserved for encryption).
-const KNOWN_FLAGS: u8 = 0;
+/// Header flag: the messages are sealed with the cluster's key (see
+/// `security::seal`); the header itself stays readable.
+pub const FLAG_ENCRYPTED: u8 = 1;
+
+/// The header flag bits this version understands.
+const KNOWN_FLAGS: u8 = FLAG_ENCRYPTED;
 
 /// Why a datagram or message was rejected. Decoding never panics; every bad
 /// input ends in one of these.
@@ -74,6 +77,17 @@ pub enum WireError {
     /// A key/value entry whose version is not above its base, or a tombstone
     /// carrying a value.
     BadVersion,
+    /// The source address is outside `Config::allowed_sources`.
+    SourceNotAllowed,
+    /// Sealed, and there is no key to open it (a node without keys, or the
+    /// plain decoder, which only reads opened datagrams).
+    NoKey,
+    /// Sealed, and no installed key opens it (wrong key, or tampered).
+    WrongKey,
+    /// Plaintext, but this node requires encryption.
+    PlaintextRefused,
+    /// Sealed with a timestamp outside the replay window.
+    StaleTimestamp,
 }
 
 impl WireError {
@@ -95,6 +109,11 @@ impl WireError {
             WireError::BadBuckets => "bad_buckets",
             WireError::BadKey => "bad_key",
             WireError::BadVersion => "bad_version",
+            WireError::SourceNotAllowed => "source_not_allowed",
+            WireError::NoKey => "encrypted_without_key",
+            WireError::WrongKey => "wrong_key",
+            WireError::PlaintextRefused => "plaintext_refused",
+            WireError::StaleTimestamp => "stale_timestamp",
         }
     }
 }
@@ -209,6 +228,10 @@ impl<'a> Datagram<'a> {
         let (header, body) = Header::parse(bytes)?;
         if header.cluster != cluster {
             return Err(WireError::WrongCluster);
+        }
+        if header.flags & FLAG_ENCRYPTED != 0 {
+            // Ciphertext, not messages: the endpoint opens it first.
+            return Err(WireError::NoKey);
         }
         if body.is_empty() {
             return Err(WireError::Empty);

@@ -1,0 +1,19 @@
+//! Keeping other clusters and attackers out: pre-shared-key encryption with
+//! a rotating keyring, a replay window, and a source allow-list.
+//!
+//! * [`keyring`]: the keys a node accepts (several, so keys rotate without
+//!   downtime) and the one it sends with.
+//! * [`seal`]: AES-256-GCM over each datagram, the 8-byte header as
+//!   associated data, a sender timestamp inside the ciphertext.
+//! * [`cidr`]: which source networks may talk to a node at all.
+//!
+//! The cluster name (a tag in every header) separates clusters that share
+//! a network by accident; encryption separates them from attackers.
+
+pub mod cidr;
+pub mod keyring;
+pub(crate) mod seal;
+
+pub use cidr::{Cidr, CidrError};
+pub use keyring::{KeyError, Keyring, SecretKey};
+pub use seal::SEAL_OVERHEAD;

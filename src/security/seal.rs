@@ -1,0 +1,176 @@
+//! AES-256-GCM over whole datagrams.
+//!
+//! ```text
+//! header (8, flag ENCRYPTED) | nonce (12) | AES-GCM( timestamp ms (8) | messages ) | tag (16)
+//! ```
+//!
+//! The header is the associated data: it stays readable (a datagram of
+//! another cluster or version is still dropped before any decryption), and
+//! a flipped header bit fails authentication. The timestamp is the sender's
+//! clock at sealing; receivers drop datagrams outside `replay_window`
+//! (see `docs/PROTOCOL.md` §10 for why that, plus the precedence rules,
+//! makes replays harmless). Nonces are a per-endpoint random prefix and a
+//! counter, so a key never sees a nonce twice from one endpoint; 2^32
+//! endpoints per key would be needed before random prefixes collide with
+//! real probability.
+//!
+//! AES-256-GCM over ChaCha20-Poly1305: measured on this project's machine
+//! (AES-NI and CLMUL, as every server CPU of the last decade has), seal +
+//! open of a 1400-byte datagram is several times faster with AES-GCM
+//! (figures in `docs/PERFORMANCE.md`); on CPUs without AES instructions
+//! ChaCha would win, which is not where clusters run.
+
+use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce, Tag};
+
+use super::keyring::Keyring;
+use crate::wire::{WireError, FLAG_ENCRYPTED, HEADER_LEN};
+
+const NONCE_LEN: usize = 12;
+const STAMP_LEN: usize = 8;
+const TAG_LEN: usize = 16;
+
+/// Bytes encryption adds to a datagram: nonce, timestamp and tag.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + STAMP_LEN + TAG_LEN;
+
+/// The ciphers of a keyring (key schedules computed once) and the nonce
+/// state.
+pub(crate) struct Sealer {
+    ciphers: Vec<Aes256Gcm>,
+    prefix: [u8; 4],
+    counter: u64,
+}
+
+impl Sealer {
+    pub(crate) fn new(ring: &Keyring, prefix: [u8; 4], counter: u64) -> Sealer {
+        let mut s = Sealer {
+            ciphers: Vec::new(),
+            prefix,
+            counter,
+        };
+        s.rekey(ring);
+        s
+    }
+
+    /// Follows a keyring change (the primary is always first).
+    pub(crate) fn rekey(&mut self, ring: &Keyring) {
+        self.ciphers = ring
+            .keys()
+            .iter()
+            .map(|k| Aes256Gcm::new(k.as_bytes().into()))
+            .collect();
+    }
+
+    /// Whether there is a key to seal with.
+    pub(crate) fn can_seal(&self) -> bool {
+        !self.ciphers.is_empty()
+    }
+
+    /// Seals a plaintext datagram (header + messages) with the primary key.
+    pub(crate) fn seal(&mut self, plain: &[u8], now_ms: u64) -> Vec<u8> {
+        let (head, body) = plain.split_at(HEADER_LEN.min(plain.len()));
+        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        out.extend_from_slice(head);
+        out[3] |= FLAG_ENCRYPTED;
+        self.counter = self.counter.wrapping_add(1);
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..4].copy_from_slice(&self.prefix);
+        nonce[4..].copy_from_slice(&self.counter.to_le_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&now_ms.to_le_bytes());
+        out.extend_from_slice(body);
+        let (aad, rest) = out.split_at_mut(HEADER_LEN);
+        let sealed = &mut rest[NONCE_LEN..];
+        let tag = self.ciphers[0]
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, sealed)
+            .expect("a datagram is far below AES-GCM's message limit");
+        out.extend_from_slice(&tag);
+        out
+    }
+
+    /// Opens a sealed datagram with any installed key, returning the
+    /// plaintext datagram (header without the flag, then the messages) and
+    /// the sender's timestamp. Allocates one datagram-sized buffer.
+    pub(crate) fn open(&self, sealed: &[u8]) -> Result<(Vec<u8>, u64), WireError> {
+        if sealed.len() < HEADER_LEN + SEAL_OVERHEAD + 1 {
+            return Err(WireError::TooShort);
+        }
+        let (aad, rest) = sealed.split_at(HEADER_LEN);
+        let (nonce, rest) = rest.split_at(NONCE_LEN);
+        let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let mut buf = Vec::with_capacity(sealed.len());
+        for cipher in &self.ciphers {
+            buf.clear();
+            buf.extend_from_slice(aad);
+            buf.extend_from_slice(ciphertext);
+            let opened = cipher.decrypt_in_place_detached(
+                Nonce::from_slice(nonce),
+                aad,
+                &mut buf[HEADER_LEN..],
+                Tag::from_slice(tag),
+            );
+            if opened.is_ok() {
+                let stamp: [u8; STAMP_LEN] = buf[HEADER_LEN..HEADER_LEN + STAMP_LEN]
+                    .try_into()
+                    .expect("length checked");
+                buf.drain(HEADER_LEN..HEADER_LEN + STAMP_LEN);
+                buf[3] &= !FLAG_ENCRYPTED;
+                return Ok((buf, u64::from_le_bytes(stamp)));
+            }
+        }
+        Err(WireError::WrongKey)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::keyring::SecretKey;
+
+    fn ring(keys: &[u8]) -> Keyring {
+        Keyring::from_keys(
+            keys.iter()
+                .map(|&b| SecretKey::from_bytes([b; 32]))
+                .collect(),
+        )
+    }
+
+    fn plain() -> Vec<u8> {
+        let mut p = b"vn\x02\x00abcd".to_vec();
+        p.extend_from_slice(b"some messages");
+        p
+    }
+
+    #[test]
+    fn seal_open_round_trip_with_any_installed_key() {
+        let mut a = Sealer::new(&ring(&[1]), [9; 4], 0);
+        let sealed = a.seal(&plain(), 1234);
+        assert_eq!(sealed.len(), plain().len() + SEAL_OVERHEAD);
+        assert_eq!(sealed[3] & FLAG_ENCRYPTED, FLAG_ENCRYPTED);
+        assert!(!sealed.windows(13).any(|w| w == b"some messages"));
+        let b = Sealer::new(&ring(&[2, 1]), [7; 4], 0);
+        assert_eq!(b.open(&sealed), Ok((plain(), 1234)));
+        let c = Sealer::new(&ring(&[3]), [7; 4], 0);
+        assert_eq!(c.open(&sealed), Err(WireError::WrongKey));
+    }
+
+    #[test]
+    fn tampering_anywhere_fails_authentication() {
+        let mut a = Sealer::new(&ring(&[1]), [9; 4], 0);
+        let sealed = a.seal(&plain(), 1);
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 0x20;
+            assert_eq!(a.open(&bad), Err(WireError::WrongKey), "byte {i}");
+        }
+        assert_eq!(a.open(&sealed[..40]), Err(WireError::TooShort));
+    }
+
+    #[test]
+    fn nonces_never_repeat_from_one_sealer() {
+        let mut a = Sealer::new(&ring(&[1]), [9; 4], u64::MAX - 1);
+        let n1 = a.seal(&plain(), 1)[8..20].to_vec();
+        let n2 = a.seal(&plain(), 1)[8..20].to_vec();
+        assert_ne!(n1, n2);
+    }
+}
