@@ -274,6 +274,7 @@ impl Endpoint {
     /// `join_retry_interval` until some member answers, so seeds may start
     /// later than the joiner.
     pub fn join(&mut self, now: Time, seeds: &[SocketAddr]) {
+        self.observe_time(now);
         let seeds: Vec<SocketAddr> = seeds.iter().copied().filter(|s| *s != self.addr).collect();
         if seeds.is_empty() || self.left {
             return;
@@ -291,6 +292,7 @@ impl Endpoint {
     /// [`Event::MemberUpdated`]. Metadata longer than
     /// [`wire::MAX_META_LEN`] bytes is refused, changing nothing.
     pub fn set_meta(&mut self, now: Time, meta: &[u8]) -> Result<(), ConfigError> {
+        self.observe_time(now);
         crate::config::check_meta(meta)?;
         if self.left || *self.members.rec(self.me).meta == *meta {
             return Ok(());
@@ -321,6 +323,7 @@ impl Endpoint {
     /// Keep driving the endpoint until [`Endpoint::pending_broadcasts`] is
     /// zero (or a deadline passes) so the news gets out.
     pub fn leave(&mut self, now: Time) {
+        self.observe_time(now);
         if self.left {
             return;
         }
