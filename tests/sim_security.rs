@@ -228,7 +228,10 @@ fn deliver(from: &mut Endpoint, to: &mut Endpoint, now: Time) -> Vec<Vec<u8>> {
     sent
 }
 
-fn snapshot(ep: &Endpoint) -> (Vec<vinery::Member>, [u8; 4], Vec<(String, String, Vec<u8>)>) {
+/// Every visible key: owner, key, value.
+type KvView = Vec<(String, String, Vec<u8>)>;
+
+fn snapshot(ep: &Endpoint) -> (Vec<vinery::Member>, [u8; 4], KvView) {
     let kv = ep
         .scan(&vinery::KeyPattern::Any)
         .iter()
