@@ -12,6 +12,10 @@
 
 #[path = "../fuzz/src/checks.rs"]
 mod checks;
+#[path = "../fuzz/src/keyed.rs"]
+mod keyed;
+#[path = "../fuzz/src/script.rs"]
+mod script;
 #[path = "../fuzz/src/seeds.rs"]
 mod seeds;
 
@@ -23,6 +27,24 @@ use vinery::wire::{DatagramBuilder, Message, MessageKind, DEFAULT_DATAGRAM, HEAD
 
 /// The corpus directories, one per fuzz target.
 const CORPUS_DIRS: [&str; 2] = ["fuzz/corpus/decode_datagram", "fuzz/corpus/handle_packet"];
+
+/// The corpora of the targets that take scripts or message bodies rather
+/// than datagrams, with what their seeds are made of: the seed datagrams
+/// themselves, or (`true`) their bodies without the header.
+const SCRIPT_DIRS: [(&str, bool); 4] = [
+    ("fuzz/corpus/open_sealed", false),
+    ("fuzz/corpus/handle_packet_keyed", true),
+    ("fuzz/corpus/kv_merge", false),
+    ("fuzz/corpus/structured", false),
+];
+
+/// The seeds of a script corpus.
+fn script_seeds(body: bool) -> Vec<(String, Vec<u8>)> {
+    seeds::seed_files()
+        .into_iter()
+        .map(|(n, b)| (n, if body { b[HEADER_LEN..].to_vec() } else { b }))
+        .collect()
+}
 
 /// Bit-flipped variants tried per corpus file.
 const FLIPS_PER_FILE: u64 = 8;
@@ -65,8 +87,11 @@ fn write_seeds_if_asked() {
         if std::env::var("VINERY_WRITE_CORPUS").ok().as_deref() != Some("1") {
             return;
         }
-        let seeds = seeds::seed_files();
-        for dir in CORPUS_DIRS {
+        let datagram_dirs = CORPUS_DIRS.iter().map(|d| (*d, seeds::seed_files()));
+        let script_dirs = SCRIPT_DIRS
+            .iter()
+            .map(|(d, body)| (*d, script_seeds(*body)));
+        for (dir, seeds) in datagram_dirs.chain(script_dirs) {
             let dir = corpus_dir(dir);
             fs::create_dir_all(&dir).expect("create corpus directory");
             for entry in fs::read_dir(&dir).expect("readable directory") {
@@ -107,6 +132,34 @@ fn seed_files_match_the_wire_format() {
                 "{} is a stale seed (run with VINERY_WRITE_CORPUS=1)",
                 path.display()
             );
+        }
+    }
+}
+
+#[test]
+fn script_corpora_pass_their_checks() {
+    write_seeds_if_asked();
+    for (dir, body) in SCRIPT_DIRS {
+        let mut files: Vec<PathBuf> = fs::read_dir(corpus_dir(dir))
+            .unwrap_or_else(|e| panic!("{dir}: {e} (run with VINERY_WRITE_CORPUS=1)"))
+            .map(|e| e.expect("readable directory").path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= script_seeds(body).len(), "{dir} lacks seeds");
+        for path in files {
+            let bytes = fs::read(&path).expect("readable corpus file");
+            match dir.rsplit('/').next() {
+                Some("open_sealed") => keyed::check_open(&bytes),
+                Some("handle_packet_keyed") => {
+                    let r = keyed::check_keyed(&bytes);
+                    if is_seed(&path) {
+                        assert_eq!(r, Ok(()), "{} must be accepted", path.display());
+                    }
+                }
+                Some("kv_merge") => script::check_kv_merge(&bytes),
+                Some("structured") => script::check_structured(&bytes),
+                other => panic!("no check for {other:?}"),
+            }
         }
     }
 }

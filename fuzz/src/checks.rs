@@ -305,8 +305,8 @@ pub fn fuzz_endpoint() -> (Endpoint, Time) {
 pub struct Snapshot {
     /// [`Endpoint::members`].
     pub members: Vec<Member>,
-    /// [`Endpoint::membership_hash`].
-    pub hash: u32,
+    /// [`Endpoint::state_hash`]: membership and key/value state.
+    pub hash: [u8; 4],
     /// [`Endpoint::pending_broadcasts`].
     pub pending: usize,
     /// [`Endpoint::health_score`].
@@ -320,7 +320,7 @@ impl Snapshot {
     pub fn of(ep: &Endpoint) -> Snapshot {
         Snapshot {
             members: ep.members(),
-            hash: ep.membership_hash(),
+            hash: ep.state_hash(),
             pending: ep.pending_broadcasts(),
             health: ep.health_score(),
             timeout: ep.poll_timeout(),

@@ -6,4 +6,6 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod keyed;
+pub mod script;
 pub mod seeds;

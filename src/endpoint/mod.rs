@@ -360,7 +360,6 @@ impl Endpoint {
     ) -> Result<(), WireError> {
         self.stats.packets_in += 1;
         self.stats.bytes_in += bytes.len() as u64;
-        self.observe_time(now);
         let plain = match self.admit(now, from, bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -374,6 +373,7 @@ impl Endpoint {
             self.drop_datagram(now, from, e);
             return Err(e);
         }
+        self.observe_time(now);
         if self.left {
             self.stats.drop("after_leave");
             return Ok(());

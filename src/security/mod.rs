@@ -12,8 +12,8 @@
 
 pub mod cidr;
 pub mod keyring;
-pub(crate) mod seal;
+pub mod seal;
 
 pub use cidr::{Cidr, CidrError};
 pub use keyring::{KeyError, Keyring, SecretKey};
-pub use seal::SEAL_OVERHEAD;
+pub use seal::{open_datagram, seal_datagram, SEAL_OVERHEAD};

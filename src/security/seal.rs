@@ -23,15 +23,60 @@
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce, Tag};
 
-use super::keyring::Keyring;
+use super::keyring::{Keyring, SecretKey};
 use crate::wire::{WireError, FLAG_ENCRYPTED, HEADER_LEN};
 
-const NONCE_LEN: usize = 12;
+/// Bytes of an AES-GCM nonce.
+pub const NONCE_LEN: usize = 12;
 const STAMP_LEN: usize = 8;
 const TAG_LEN: usize = 16;
 
 /// Bytes encryption adds to a datagram: nonce, timestamp and tag.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + STAMP_LEN + TAG_LEN;
+
+/// Seals a plaintext datagram (header + messages) under `key` with an
+/// explicit nonce and timestamp: for tools, tests and fuzzing. Endpoints
+/// seal through their own nonce sequence.
+pub fn seal_datagram(
+    key: &SecretKey,
+    plain: &[u8],
+    stamp_ms: u64,
+    nonce: [u8; NONCE_LEN],
+) -> Vec<u8> {
+    seal_with(
+        &Aes256Gcm::new(key.as_bytes().into()),
+        plain,
+        stamp_ms,
+        nonce,
+    )
+}
+
+/// Opens a sealed datagram with any key of `ring`: the plaintext datagram
+/// (header without the flag, then the messages) and the sender's
+/// timestamp. Any other input is an error, never a panic.
+pub fn open_datagram(ring: &Keyring, sealed: &[u8]) -> Result<(Vec<u8>, u64), WireError> {
+    Sealer::new(ring, [0; 4], 0).open(sealed)
+}
+
+fn seal_with(cipher: &Aes256Gcm, plain: &[u8], stamp_ms: u64, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+    let (head, body) = plain.split_at(HEADER_LEN.min(plain.len()));
+    let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+    out.extend_from_slice(head);
+    if let Some(flags) = out.get_mut(3) {
+        *flags |= FLAG_ENCRYPTED;
+    }
+    let aad_len = out.len();
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&stamp_ms.to_le_bytes());
+    out.extend_from_slice(body);
+    let (aad, rest) = out.split_at_mut(aad_len);
+    let sealed = &mut rest[NONCE_LEN..];
+    let tag = cipher
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, sealed)
+        .expect("a datagram is far below AES-GCM's message limit");
+    out.extend_from_slice(&tag);
+    out
+}
 
 /// The ciphers of a keyring (key schedules computed once) and the nonce
 /// state.
@@ -68,31 +113,18 @@ impl Sealer {
 
     /// Seals a plaintext datagram (header + messages) with the primary key.
     pub(crate) fn seal(&mut self, plain: &[u8], now_ms: u64) -> Vec<u8> {
-        let (head, body) = plain.split_at(HEADER_LEN.min(plain.len()));
-        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
-        out.extend_from_slice(head);
-        out[3] |= FLAG_ENCRYPTED;
         self.counter = self.counter.wrapping_add(1);
         let mut nonce = [0u8; NONCE_LEN];
         nonce[..4].copy_from_slice(&self.prefix);
         nonce[4..].copy_from_slice(&self.counter.to_le_bytes());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&now_ms.to_le_bytes());
-        out.extend_from_slice(body);
-        let (aad, rest) = out.split_at_mut(HEADER_LEN);
-        let sealed = &mut rest[NONCE_LEN..];
-        let tag = self.ciphers[0]
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, sealed)
-            .expect("a datagram is far below AES-GCM's message limit");
-        out.extend_from_slice(&tag);
-        out
+        seal_with(&self.ciphers[0], plain, now_ms, nonce)
     }
 
     /// Opens a sealed datagram with any installed key, returning the
     /// plaintext datagram (header without the flag, then the messages) and
     /// the sender's timestamp. Allocates one datagram-sized buffer.
     pub(crate) fn open(&self, sealed: &[u8]) -> Result<(Vec<u8>, u64), WireError> {
-        if sealed.len() < HEADER_LEN + SEAL_OVERHEAD + 1 {
+        if sealed.len() < HEADER_LEN + SEAL_OVERHEAD {
             return Err(WireError::TooShort);
         }
         let (aad, rest) = sealed.split_at(HEADER_LEN);
@@ -125,7 +157,6 @@ impl Sealer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::keyring::SecretKey;
 
     fn ring(keys: &[u8]) -> Keyring {
         Keyring::from_keys(
@@ -163,7 +194,7 @@ mod tests {
             bad[i] ^= 0x20;
             assert_eq!(a.open(&bad), Err(WireError::WrongKey), "byte {i}");
         }
-        assert_eq!(a.open(&sealed[..40]), Err(WireError::TooShort));
+        assert_eq!(a.open(&sealed[..43]), Err(WireError::TooShort));
     }
 
     #[test]
