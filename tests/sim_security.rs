@@ -346,3 +346,98 @@ fn a_spoofed_join_flood_is_bounded_and_with_keys_adds_nothing() {
     assert_eq!(keyed_ep.num_known(), 1, "unsealed joins add nothing");
     assert!(keyed_ep.poll_transmit().is_none(), "and get no answer");
 }
+
+/// Sends `data` from `from` to `to` and lets it arrive.
+fn inject(sim: &mut Sim, from: NodeId, to: NodeId, data: Vec<u8>) {
+    sim.send_raw(from, to, data);
+    sim.run_for(Duration::from_millis(5));
+}
+
+#[test]
+fn hostile_datagrams_are_dropped_counted_and_change_nothing_while_the_node_serves() {
+    let mut sim = Sim::new(26, NetworkConfig::default());
+    let nodes = sim.add_nodes(10, &keyed(&[1]));
+    join_all(&mut sim, &nodes);
+    sim.wait_until(STEP, Duration::from_secs(30), Sim::full_view)
+        .expect("converge");
+    sim.with_endpoint(nodes[1], |ep, now| ep.set(now, "k", b"v").unwrap());
+    sim.run_for(Duration::from_secs(30)); // quiet again
+    let (target, attacker) = (nodes[0], nodes[9]);
+    let suspected = Arc::new(Mutex::new(0usize));
+    let sink = Arc::clone(&suspected);
+    let target_name = sim.name(target).to_owned();
+    sim.on_event(move |_, _, e| {
+        if matches!(e, Event::MemberSuspect(m) | Event::MemberFailed(m) if m.name == target_name) {
+            *sink.lock().unwrap() += 1;
+        }
+    });
+    let cluster = ClusterTag::from_name("vinery");
+    let header = Header::new(cluster).to_bytes();
+    // A valid datagram an insider could send (the target's own alive
+    // record at its current incarnation: a no-op), and its sealed form.
+    let me = sim.endpoint(target).local_member();
+    let mut b = DatagramBuilder::new(Header::new(cluster), 1400);
+    b.push(&Message::Alive(wire::Alive {
+        name: &me.name,
+        addr: me.addr,
+        incarnation: me.incarnation,
+        meta: Bytes(&me.meta),
+    }))
+    .unwrap();
+    let plain = b.finish();
+    let stamp = |sim: &Sim| sim.now().as_nanos() / 1_000_000;
+    let sealed = vinery::security::seal_datagram(&key(1), &plain, stamp(&sim), [3; 12]);
+    let stale = vinery::security::seal_datagram(&key(1), &plain, stamp(&sim) + 600_000, [4; 12]);
+    let wrong_key = vinery::security::seal_datagram(&key(2), &plain, stamp(&sim), [5; 12]);
+    let mut flipped = sealed.clone();
+    flipped[30] ^= 0x10;
+    let mut wrong_version = sealed.clone();
+    wrong_version[2] = 99;
+    let mut wrong_cluster = sealed.clone();
+    wrong_cluster[4] ^= 1;
+    let mut garbage = header.to_vec();
+    garbage[3] |= wire::FLAG_ENCRYPTED;
+    garbage.extend((0..200u32).map(|i| (i * 37) as u8));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("too_short", sealed[..5].to_vec()),
+        ("wrong_key", sealed[..sealed.len() - 1].to_vec()),
+        ("oversized", vec![0; wire::MAX_DATAGRAM + 1]),
+        ("wrong_key", flipped),
+        ("wrong_cluster", wrong_cluster),
+        ("wrong_key", wrong_key),
+        ("unsupported_version", wrong_version),
+        ("stale_timestamp", stale),
+        ("plaintext_refused", plain.clone()),
+        ("wrong_key", garbage),
+        ("bad_magic", (0..100u8).collect()),
+    ];
+    let before = (
+        sim.endpoint(target).members(),
+        sim.endpoint(target).state_hash(),
+    );
+    for round in 0..20 {
+        for (reason, data) in &cases {
+            let was = drops(&sim, target, reason);
+            inject(&mut sim, attacker, target, data.clone());
+            assert_eq!(
+                drops(&sim, target, reason),
+                was + 1,
+                "round {round}: {reason} not counted"
+            );
+        }
+        // A replay of a genuine datagram within the window is accepted and
+        // changes nothing.
+        inject(&mut sim, attacker, target, sealed.clone());
+        sim.run_for(Duration::from_secs(1));
+    }
+    let after = (
+        sim.endpoint(target).members(),
+        sim.endpoint(target).state_hash(),
+    );
+    assert_eq!(
+        after, before,
+        "hostile datagrams changed the target's state"
+    );
+    assert_eq!(*suspected.lock().unwrap(), 0, "the target stopped serving");
+    assert!(sim.full_view());
+}

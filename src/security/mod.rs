@@ -16,4 +16,4 @@ pub mod seal;
 
 pub use cidr::{Cidr, CidrError};
 pub use keyring::{KeyError, Keyring, SecretKey};
-pub use seal::{open_datagram, seal_datagram, SEAL_OVERHEAD};
+pub use seal::{open_datagram, seal_datagram, Sealer, SEAL_OVERHEAD};

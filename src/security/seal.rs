@@ -79,15 +79,17 @@ fn seal_with(cipher: &Aes256Gcm, plain: &[u8], stamp_ms: u64, nonce: [u8; NONCE_
 }
 
 /// The ciphers of a keyring (key schedules computed once) and the nonce
-/// state.
-pub(crate) struct Sealer {
+/// state: what an endpoint seals and opens with.
+pub struct Sealer {
     ciphers: Vec<Aes256Gcm>,
     prefix: [u8; 4],
     counter: u64,
 }
 
 impl Sealer {
-    pub(crate) fn new(ring: &Keyring, prefix: [u8; 4], counter: u64) -> Sealer {
+    /// Ciphers for every key of `ring`; nonces are `prefix` followed by a
+    /// counter starting after `counter`. Endpoints draw both at random.
+    pub fn new(ring: &Keyring, prefix: [u8; 4], counter: u64) -> Sealer {
         let mut s = Sealer {
             ciphers: Vec::new(),
             prefix,
@@ -98,7 +100,7 @@ impl Sealer {
     }
 
     /// Follows a keyring change (the primary is always first).
-    pub(crate) fn rekey(&mut self, ring: &Keyring) {
+    pub fn rekey(&mut self, ring: &Keyring) {
         self.ciphers = ring
             .keys()
             .iter()
@@ -107,12 +109,16 @@ impl Sealer {
     }
 
     /// Whether there is a key to seal with.
-    pub(crate) fn can_seal(&self) -> bool {
+    pub fn can_seal(&self) -> bool {
         !self.ciphers.is_empty()
     }
 
     /// Seals a plaintext datagram (header + messages) with the primary key.
-    pub(crate) fn seal(&mut self, plain: &[u8], now_ms: u64) -> Vec<u8> {
+    ///
+    /// # Panics
+    ///
+    /// If the ring is empty (check [`Sealer::can_seal`]).
+    pub fn seal(&mut self, plain: &[u8], now_ms: u64) -> Vec<u8> {
         self.counter = self.counter.wrapping_add(1);
         let mut nonce = [0u8; NONCE_LEN];
         nonce[..4].copy_from_slice(&self.prefix);
@@ -123,7 +129,7 @@ impl Sealer {
     /// Opens a sealed datagram with any installed key, returning the
     /// plaintext datagram (header without the flag, then the messages) and
     /// the sender's timestamp. Allocates one datagram-sized buffer.
-    pub(crate) fn open(&self, sealed: &[u8]) -> Result<(Vec<u8>, u64), WireError> {
+    pub fn open(&self, sealed: &[u8]) -> Result<(Vec<u8>, u64), WireError> {
         if sealed.len() < HEADER_LEN + SEAL_OVERHEAD {
             return Err(WireError::TooShort);
         }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod keys_cmd;
 mod sim_cmd;
 
 /// Cluster membership and state gossip over raw UDP (SWIM + Lifeguard).
@@ -23,11 +24,15 @@ enum Command {
     /// Run the standard scenarios in the deterministic simulator
     /// (virtual time; the seed is printed so a run can be repeated).
     Sim(sim_cmd::SimArgs),
+    /// Print a new random 256-bit encryption key (base64), for `--key`
+    /// and keyring files.
+    Keygen,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
+        Command::Keygen => keys_cmd::keygen(),
     }
 }
