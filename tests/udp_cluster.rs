@@ -36,7 +36,11 @@ fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
     let victim = "n17";
     nodes[17].stop();
     assert!(
-        wait_until(DEADLINE, || all_others_see(&nodes, victim, MemberState::Dead)),
+        wait_until(DEADLINE, || all_others_see(
+            &nodes,
+            victim,
+            MemberState::Dead
+        )),
         "the crash was not detected everywhere"
     );
 
@@ -53,7 +57,11 @@ fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
     nodes[5].leave(Duration::from_secs(10)).unwrap();
     assert!(!nodes[5].is_running());
     assert!(
-        wait_until(DEADLINE, || all_others_see(&nodes, leaver, MemberState::Left)),
+        wait_until(DEADLINE, || all_others_see(
+            &nodes,
+            leaver,
+            MemberState::Left
+        )),
         "the leave was not seen everywhere"
     );
     assert!(events
@@ -62,7 +70,10 @@ fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
     // Loopback never refuses a datagram: anything lost would be a runtime bug.
     for n in nodes.iter().filter(|n| n.is_running()) {
         let rt = n.stats().unwrap().runtime;
-        assert_eq!((rt.send_errors, rt.send_queue_drops, rt.recv_errors), (0, 0, 0));
+        assert_eq!(
+            (rt.send_errors, rt.send_queue_drops, rt.recv_errors),
+            (0, 0, 0)
+        );
         assert!(rt.recv_buffer > 0 && rt.subscribers.len() <= 1);
     }
 }

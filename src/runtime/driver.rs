@@ -134,7 +134,8 @@ impl Driver {
         while let Some(t) = self.endpoint.poll_transmit() {
             self.outbox.send(&self.socket, t, &mut self.stats);
         }
-        self.events.extend(std::iter::from_fn(|| self.endpoint.poll_event()));
+        self.events
+            .extend(std::iter::from_fn(|| self.endpoint.poll_event()));
         self.stats.events += self.events.len() as u64;
         self.subscribers.deliver(&mut self.events);
     }

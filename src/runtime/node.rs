@@ -231,7 +231,10 @@ impl Node {
         if let Some(last) = self.last_local.filter(|_| bind.port() == 0) {
             // Peers still know the old port: keeping it lets them reach the
             // restarted node before they hear of its new address.
-            if let Ok(b) = socket::bind(SocketAddr::new(bind.ip(), last.port()), self.config.socket_buffer) {
+            if let Ok(b) = socket::bind(
+                SocketAddr::new(bind.ip(), last.port()),
+                self.config.socket_buffer,
+            ) {
                 return Ok(b);
             }
         }
@@ -360,6 +363,5 @@ impl Node {
 /// previous life's random choices.
 fn fresh_seed(local: SocketAddr) -> u64 {
     // RandomState is seeded from the OS; no other random source is linked in.
-    std::collections::hash_map::RandomState::new()
-        .hash_one((std::time::SystemTime::now(), local))
+    std::collections::hash_map::RandomState::new().hash_one((std::time::SystemTime::now(), local))
 }
