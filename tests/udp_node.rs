@@ -33,8 +33,9 @@ fn saw(rx: &crossbeam_channel::Receiver<Event>, name: &str, pred: fn(&Event) -> 
 #[test]
 fn stop_and_start_keep_subscriptions_and_the_address() {
     let a = started("a", &[]);
-    let mut b = started("b", &[addr(&a)]);
+    let mut b = Node::new(node_config("b", "127.0.0.1", &[addr(&a)]));
     let events = b.subscribe();
+    b.start().unwrap();
     assert!(saw(&events, "a", |e| matches!(e, Event::MemberJoined(_))));
     let before = addr(&b);
     b.stop();
