@@ -7,10 +7,9 @@ mod common;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use common::agents::{self, kill_all, VINERY};
 use common::{wait_until, DEADLINE};
 use serde_json::Value as Json;
-
-const VINERY: &str = env!("CARGO_BIN_EXE_vinery");
 
 /// The agents of one test; killed (and their sockets removed) however the
 /// test ends.
@@ -55,39 +54,19 @@ impl Agents {
 
     /// `vinery <cmd> --json` against agent `i`, if it answers.
     fn client(&self, i: usize, cmd: &str) -> Option<Json> {
-        let out = Command::new(VINERY)
-            .args([cmd, "--json", "--control"])
-            .arg(self.control(i))
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| serde_json::from_slice(&out.stdout).unwrap())
-    }
-
-    /// The state agent `i` reports for `name`.
-    fn state(&self, i: usize, name: &str) -> Option<String> {
-        let members = self.client(i, "members")?;
-        members["members"]
-            .as_array()?
-            .iter()
-            .find(|m| m["name"] == name)
-            .map(|m| m["state"].as_str().unwrap().to_string())
+        agents::client(cmd, &self.control(i))
     }
 
     fn all_see(&self, observers: &[usize], name: &str, state: &str) -> bool {
         observers
             .iter()
-            .all(|&i| self.state(i, name).as_deref() == Some(state))
+            .all(|&i| agents::state(&self.control(i), name).as_deref() == Some(state))
     }
 }
 
 impl Drop for Agents {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_all(&mut self.children);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

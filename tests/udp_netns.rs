@@ -13,10 +13,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
+use common::agents::{self, kill_all, VINERY};
 use common::{wait_until, DEADLINE};
-use serde_json::Value as Json;
-
-const VINERY: &str = env!("CARGO_BIN_EXE_vinery");
 /// Group A is n0, n1 on bridge `bra`; group B is n2, n3 on bridge `brb`.
 const NODES: usize = 4;
 
@@ -130,30 +128,9 @@ impl Lab {
         }
     }
 
-    /// Node `i`'s view: (name, state) of every member.
-    fn view(&self, i: usize) -> Option<Vec<(String, String)>> {
-        let out = Command::new(VINERY)
-            .args(["members", "--json", "--control"])
-            .arg(self.control(i))
-            .output()
-            .ok()?;
-        let answer: Json = serde_json::from_slice(&out.stdout).ok()?;
-        let list = answer["members"].as_array()?;
-        Some(
-            list.iter()
-                .map(|m| {
-                    (
-                        m["name"].as_str().unwrap().into(),
-                        m["state"].as_str().unwrap().into(),
-                    )
-                })
-                .collect(),
-        )
-    }
-
     /// Whether node `i` sees exactly the states `want(j)` for every node j.
     fn sees(&self, i: usize, want: impl Fn(usize) -> &'static str) -> bool {
-        self.view(i).is_some_and(|v| {
+        agents::view(&self.control(i)).is_some_and(|v| {
             v.len() == NODES
                 && (0..NODES).all(|j| v.iter().any(|(n, s)| *n == format!("n{j}") && s == want(j)))
         })
@@ -166,10 +143,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for a in &mut self.agents {
-            let _ = a.kill();
-            let _ = a.wait();
-        }
+        kill_all(&mut self.agents);
         for ns in self.created.iter().rev() {
             if let Err(e) = ip(&["netns", "del", ns]) {
                 eprintln!("cleanup: {e}");

@@ -152,3 +152,30 @@ fn bad_runtime_config_names_the_field() {
     queue.event_buffer = 0;
     assert!(matches!(queue.validate(), Err(e) if e.field == "event_buffer"));
 }
+
+#[test]
+fn a_subscriber_that_never_reads_loses_events_counted_and_blocks_nothing() {
+    let mut config = node_config("a", "127.0.0.1", &[]);
+    config.event_buffer = 2;
+    let mut a = Node::new(config);
+    let stuck = a.subscribe();
+    a.start().unwrap();
+    let others: Vec<Node> = ["b", "c", "d", "e"]
+        .iter()
+        .map(|n| started(n, &[addr(&a)]))
+        .collect();
+    assert!(wait_until(DEADLINE, || a
+        .live_peers()
+        .is_ok_and(|p| p.len() == others.len())));
+    let subs = a.stats().unwrap().runtime.subscribers;
+    assert_eq!(subs.len(), 1);
+    assert_eq!(subs[0].delivered, 2);
+    assert!(subs[0].dropped >= 2, "{subs:?}");
+    assert_eq!(stuck.len(), 2);
+    drop(stuck);
+    // The next event finds the channel closed and ends the subscription.
+    others[0].set_meta(b"x").unwrap();
+    assert!(wait_until(DEADLINE, || a
+        .stats()
+        .is_ok_and(|s| s.runtime.subscribers.is_empty())));
+}

@@ -61,3 +61,6 @@ pub fn converged(nodes: &[Node]) -> bool {
         })
     })
 }
+
+#[cfg(feature = "cli")]
+pub mod agents;
