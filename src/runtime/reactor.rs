@@ -280,13 +280,19 @@ impl Reactor {
 
     fn add(&mut self, mut driver: Box<Driver>, now: Time) -> Result<NodeId, NodeError> {
         let slot = self.free.pop().unwrap_or(self.slots.len());
-        self.poll
-            .registry()
-            .register(driver.socket_mut(), Token(slot), Interest::READABLE)
-            .map_err(|source| NodeError::Io {
+        let registered =
+            self.poll
+                .registry()
+                .register(driver.socket_mut(), Token(slot), Interest::READABLE);
+        if let Err(source) = registered {
+            if slot < self.slots.len() {
+                self.free.push(slot);
+            }
+            return Err(NodeError::Io {
                 what: "register the socket".into(),
                 source,
-            })?;
+            });
+        }
         let id = NodeId {
             slot,
             generation: self.next_generation,
