@@ -1,6 +1,6 @@
 //! The threaded runtime: real UDP sockets, real time, a blocking API.
 //!
-//! A [`Node`] binds one UDP socket (socket2: SO_REUSEADDR, large buffers,
+//! A [`Node`] binds one UDP socket (socket2: large buffers, no SO_REUSEADDR,
 //! nonblocking, IPv4 or IPv6) and drives an [`Endpoint`](crate::Endpoint)
 //! from a thread running a `mio::Poll`: datagrams in go to
 //! `handle_packet`, `poll_transmit` output goes to the socket, the endpoint's
