@@ -11,7 +11,9 @@
 //! Throughput is in pings answered (one datagram in, one out). The node's
 //! loop runs on one core, the client on the other. After criterion's runs,
 //! the two servers are measured again in alternating rounds and the median
-//! rates and their ratio are printed: the ratio under the same conditions.
+//! rates and their ratio are printed (the ratio under the same conditions),
+//! with pings answered per CPU-second of each server's thread: what one
+//! core does, whatever share of it other jobs left.
 //!
 //! Run: `cargo bench --bench runtime -- --warm-up-time 1 --measurement-time 5`.
 
@@ -36,6 +38,7 @@ const NAME: &str = "bench";
 /// Alternating rounds of the same-conditions comparison, and their size.
 const ROUNDS: usize = 21;
 const ROUND_PINGS: u64 = 50_000;
+const ECHO_THREAD: &str = "echo server";
 
 /// Encodes one ping to the node.
 struct Pinger {
@@ -105,6 +108,29 @@ fn flood(
     (start.elapsed(), lost)
 }
 
+/// User + system CPU time of this process's thread called `name`, from
+/// `/proc/self/task/*/stat` (USER_HZ = 100 ticks per second).
+fn thread_cpu(name: &str) -> Duration {
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // utime and stime are fields 14 and 15; the name (field 2) may
+        // hold spaces, so count from its closing parenthesis.
+        let ticks: u64 = stat[stat.rfind(')').unwrap() + 2..]
+            .split(' ')
+            .skip(11)
+            .take(2)
+            .map(|f| f.parse::<u64>().unwrap())
+            .sum();
+        return Duration::from_millis(ticks * 10);
+    }
+    panic!("no thread named {name}");
+}
+
 /// A socket2 UDP socket on an ephemeral loopback port with the runtime's
 /// 4 MiB buffers: a whole window of answers fits in the receive buffer.
 fn bound_socket() -> UdpSocket {
@@ -130,22 +156,25 @@ fn echo_server(stop: Arc<AtomicBool>) -> (SocketAddr, JoinHandle<()>) {
     std_socket.set_nonblocking(true).unwrap();
     let addr = std_socket.local_addr().unwrap();
     let mut socket = mio::net::UdpSocket::from_std(std_socket);
-    let thread = std::thread::spawn(move || {
-        let mut poll = Poll::new().unwrap();
-        poll.registry()
-            .register(&mut socket, Token(0), Interest::READABLE)
-            .unwrap();
-        let mut events = Events::with_capacity(64);
-        let mut buf = vec![0u8; 65_536];
-        while !stop.load(Ordering::Relaxed) {
-            poll.poll(&mut events, Some(Duration::from_millis(50)))
+    let thread = std::thread::Builder::new()
+        .name(ECHO_THREAD.into())
+        .spawn(move || {
+            let mut poll = Poll::new().unwrap();
+            poll.registry()
+                .register(&mut socket, Token(0), Interest::READABLE)
                 .unwrap();
-            while let Ok((n, from)) = socket.recv_from(&mut buf) {
-                // Dropped on would-block: the client replaces lost pings.
-                let _ = socket.send_to(&buf[..n], from);
+            let mut events = Events::with_capacity(64);
+            let mut buf = vec![0u8; 65_536];
+            while !stop.load(Ordering::Relaxed) {
+                poll.poll(&mut events, Some(Duration::from_millis(50)))
+                    .unwrap();
+                while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                    // Dropped on would-block: the client replaces lost pings.
+                    let _ = socket.send_to(&buf[..n], from);
+                }
             }
-        }
-    });
+        })
+        .unwrap();
     (addr, thread)
 }
 
@@ -193,10 +222,14 @@ fn ping_flood(c: &mut Criterion) {
     // Other jobs on a shared machine move both figures by tens of percent
     // between criterion's two runs; alternating short rounds measures the
     // ratio under the same conditions.
+    let threads = [format!("vinery {NAME}"), ECHO_THREAD.to_string()];
     let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut busy = [Duration::ZERO; 2];
     for _ in 0..ROUNDS {
         for (i, (_, addr, answer)) in targets.iter().enumerate() {
+            let cpu = thread_cpu(&threads[i]);
             let (t, _) = flood(&client, *addr, &mut pinger, *answer, ROUND_PINGS);
+            busy[i] += thread_cpu(&threads[i]) - cpu;
             rates[i].push(ROUND_PINGS as f64 / t.as_secs_f64());
         }
     }
@@ -204,12 +237,17 @@ fn ping_flood(c: &mut Criterion) {
         r.sort_by(f64::total_cmp);
         r[r.len() / 2]
     });
+    let per_cpu = busy.map(|b| (ROUNDS as u64 * ROUND_PINGS) as f64 / b.as_secs_f64());
     eprintln!(
         "interleaved, {ROUNDS} rounds of {ROUND_PINGS} pings: vinery {:.0} pings/s, echo {:.0} pings/s \
-         (medians), ratio {:.2}",
+         (medians), ratio {:.2}; per CPU-second of the server thread: vinery {:.0}, echo {:.0}, \
+         ratio {:.2}",
         vinery_rate,
         echo_rate,
-        vinery_rate / echo_rate
+        vinery_rate / echo_rate,
+        per_cpu[0],
+        per_cpu[1],
+        per_cpu[0] / per_cpu[1]
     );
 
     let stats = node.stats().unwrap();
