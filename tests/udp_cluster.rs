@@ -1,7 +1,7 @@
 //! 32 real UDP nodes on one host thread (loopback): they converge; one
 //! stopped without leaving is declared failed by all the others; restarted
 //! under the same name it is alive again everywhere; a graceful leave is
-//! seen as Left everywhere.
+//! seen as Left everywhere. And 256 hosted nodes converge.
 
 mod common;
 
@@ -20,17 +20,29 @@ fn all_others_see(nodes: &[Node], name: &str, want: MemberState) -> bool {
         .all(|n| state_of(n, name) == Some(want))
 }
 
-#[test]
-fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
-    let host = Host::new().unwrap();
+fn start_cluster(host: &Host, n: usize) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..N {
+    for i in 0..n {
         // Three seeds, like a real deployment: the first nodes started.
         let seeds: Vec<_> = nodes.iter().take(3).filter_map(Node::local_addr).collect();
         let mut node = host.node(node_config(&format!("n{i:02}"), "127.0.0.1", &seeds));
         node.start().unwrap();
         nodes.push(node);
     }
+    nodes
+}
+
+#[test]
+fn cluster_of_256_on_one_thread_converges() {
+    let host = Host::new().unwrap();
+    let nodes = start_cluster(&host, 256);
+    assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
+}
+
+#[test]
+fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
+    let host = Host::new().unwrap();
+    let mut nodes = start_cluster(&host, N);
     assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
 
     let victim = "n17";
