@@ -365,3 +365,15 @@ fn fresh_seed(local: SocketAddr) -> u64 {
     // RandomState is seeded from the OS; no other random source is linked in.
     std::collections::hash_map::RandomState::new().hash_one((std::time::SystemTime::now(), local))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Node>();
+        shareable::<super::super::Host>();
+    }
+}

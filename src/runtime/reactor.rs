@@ -210,17 +210,15 @@ impl Reactor {
             let now = self.clock.now();
             for event in events.iter() {
                 let slot = event.token().0;
-                let Some(s) = self.slot_mut(slot) else {
-                    continue;
-                };
+                if event.is_readable() {
+                    self.mark_readable(slot);
+                }
                 if event.is_writable() {
-                    s.driver.on_writable();
+                    if let Some(s) = self.slot_mut(slot) {
+                        s.driver.on_writable();
+                        self.settle(slot, now);
+                    }
                 }
-                if event.is_readable() && !s.driver.readable {
-                    s.driver.readable = true;
-                    self.hot.push_back(slot);
-                }
-                self.settle(slot, now);
             }
             for _ in 0..self.hot.len() {
                 let Some(slot) = self.hot.pop_front() else {
@@ -246,6 +244,16 @@ impl Reactor {
 
     fn slot_mut(&mut self, slot: usize) -> Option<&mut Slot> {
         self.slots.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    /// Queues a readable socket for reading (once, however many events).
+    fn mark_readable(&mut self, slot: usize) {
+        if let Some(Some(s)) = self.slots.get_mut(slot) {
+            if !s.driver.readable {
+                s.driver.readable = true;
+                self.hot.push_back(slot);
+            }
+        }
     }
 
     fn live_slot(&self, id: NodeId) -> bool {
