@@ -121,7 +121,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         path.display()
     );
 
-    let requests = accept_requests(listener);
+    let mut requests = accept_requests(listener);
     let signals = forward_signals()?;
     let human = !args.json;
     loop {
@@ -132,7 +132,12 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                 }
             }
             recv(requests) -> r => {
-                let Ok((request, stream)) = r else { continue };
+                let Ok((request, stream)) = r else {
+                    // The accepting thread panicked (reported on stderr): serve on
+                    // without a control socket rather than spin.
+                    requests = crossbeam_channel::never();
+                    continue;
+                };
                 let leaving = request == Ok(Request::Leave);
                 let response = request.and_then(|r| answer(&mut node, r, leave_timeout));
                 control::write_response(&stream, response);
