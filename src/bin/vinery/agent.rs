@@ -111,6 +111,8 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let path = args.control.unwrap_or_else(|| control::default_path(&name));
     let listener = listen(&path)?;
     let _socket_file = SocketFile(path.clone());
+    // Before the node starts, so that a signal from then on means "leave".
+    let signals = forward_signals()?;
     let mut node = Node::new(config);
     let events = node.subscribe();
     node.start().map_err(|e| e.to_string())?;
@@ -122,7 +124,6 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     );
 
     let mut requests = accept_requests(listener);
-    let signals = forward_signals()?;
     let human = !args.json;
     loop {
         select! {
