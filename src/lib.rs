@@ -13,6 +13,10 @@
 //! probe traffic and on a gossip tick; anti-entropy compares a hash carried
 //! on every probe and exchanges state only where it differs. The algorithm
 //! is described in `docs/PROTOCOL.md`.
+//!
+//! [`runtime`] runs endpoints over real UDP: a [`runtime::Node`] per thread,
+//! or many on one [`runtime::Host`] thread, with a blocking API and event
+//! subscriptions.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,6 +26,7 @@ mod endpoint;
 mod event;
 pub mod kv;
 mod membership;
+pub mod runtime;
 pub mod security;
 pub mod sim;
 mod stats;

@@ -1,16 +1,25 @@
 //! Virtual and real time as one type.
 //!
 //! The [`Endpoint`](crate::Endpoint) never reads a clock: every call that can
-//! move the protocol forward takes a [`Time`]. The simulator passes virtual
-//! time, the runtime passes a monotonic clock. Keeping time a plain number is
+//! move the protocol forward takes a [`Time`]. Keeping time a plain number is
 //! what makes a run reproducible from its seed.
+//!
+//! The simulator passes virtual time from zero. The [`runtime`](crate::runtime)
+//! passes wall-clock time: nanoseconds since the Unix epoch, read from
+//! `SystemTime` and made monotonic (each reading is the maximum of the clock
+//! and the previous reading). It is wall-clock based because key/value
+//! expiries are absolute wall-clock times that every node compares with its
+//! own clock; it is monotonic because the protocol's timers must never see
+//! time go backwards. A clock stepped back therefore holds time still until
+//! it catches up (timers are late by the size of the step); a clock stepped
+//! forward makes due timers fire at once.
 
 use std::fmt;
 use std::ops::{Add, AddAssign, Sub};
 use std::time::Duration;
 
-/// A point in time, in nanoseconds since an arbitrary origin chosen by the
-/// caller (the start of a simulation, or the start of the runtime).
+/// A point in time, in nanoseconds since an origin chosen by the caller:
+/// the start of a simulation, or the Unix epoch in the runtime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Time(u64);
 

@@ -266,6 +266,17 @@ impl Endpoint {
     }
 
     pub(super) fn observe_time(&mut self, now: Time) {
+        if !self.clock_started {
+            // The first deadlines were drawn as offsets within one period
+            // (so nodes started together do not tick in lockstep); they
+            // count from the first time this endpoint is given, which for
+            // the runtime is wall-clock time, not zero.
+            self.clock_started = true;
+            let base = now.saturating_since(Time::ZERO);
+            self.next_probe += base;
+            self.next_gossip += base;
+            self.next_reconnect += base;
+        }
         self.kv.now = self.kv.now.max(now);
     }
 

@@ -96,6 +96,8 @@ pub struct Endpoint {
     // Allow-list, keyring and sealing (secure.rs).
     gate: secure::Gate,
 
+    /// Whether a time was seen yet (first deadlines count from it).
+    clock_started: bool,
     left: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -175,6 +177,7 @@ impl Endpoint {
             answered: VecDeque::new(),
             gone: Vec::new(),
             next_reconnect,
+            clock_started: false,
             left: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),

@@ -1,0 +1,187 @@
+//! The agent's control socket: a Unix domain socket where each connection
+//! carries one JSON request line and gets one JSON response line.
+//!
+//! Requests are objects tagged by `cmd`: `{"cmd":"members"}`,
+//! `{"cmd":"stats"}`, `{"cmd":"leave"}`. A response is `{"ok":true, …}`
+//! with the command's fields, or `{"ok":false,"error":"…"}`. A new command
+//! is a new [`Request`] variant (with its arguments as fields, e.g.
+//! `{"cmd":"get","key":"…"}`), an arm in the agent's handler and a client
+//! subcommand; old clients and agents keep working with each other for the
+//! commands they share.
+//!
+//! Default path: `$XDG_RUNTIME_DIR/vinery/<name>.sock`, or
+//! `/tmp/vinery-<uid>/<name>.sock` without `XDG_RUNTIME_DIR`; the directory
+//! is created with mode 0700 and must belong to the current user.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
+use vinery::runtime::NodeStats;
+use vinery::Member;
+
+/// One command to a running agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Every member the agent knows, itself included.
+    Members,
+    /// The agent's counters.
+    Stats,
+    /// Leave the cluster gracefully, then exit.
+    Leave,
+}
+
+/// The default control socket of the agent named `name`.
+pub fn default_path(name: &str) -> PathBuf {
+    let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        Some(runtime_dir) => PathBuf::from(runtime_dir).join("vinery"),
+        None => PathBuf::from(format!("/tmp/vinery-{}", current_uid())),
+    };
+    dir.join(format!("{name}.sock"))
+}
+
+fn current_uid() -> u32 {
+    // /proc/self belongs to the process's effective user; no libc needed.
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
+
+/// Creates the socket's directory (mode 0700) if missing, and refuses a
+/// directory someone else owns: another user could otherwise swap the
+/// socket for theirs.
+pub fn prepare_dir(path: &Path) -> io::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let owner = std::fs::metadata(dir)?.uid();
+    if owner != current_uid() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} belongs to uid {owner}, not to us", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `request` to the agent at `path` and returns its response.
+pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Json, String> {
+    let fail = |what: &str, e: io::Error| format!("{what} {}: {e}", path.display());
+    let mut stream = UnixStream::connect(path).map_err(|e| fail("cannot connect to", e))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .map_err(|e| fail("cannot use", e))?;
+    let line = serde_json::to_string(request).expect("requests serialize");
+    writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e))?;
+    let mut response = String::new();
+    BufReader::new(stream)
+        .read_line(&mut response)
+        .map_err(|e| fail("no answer from", e))?;
+    let response: Json = serde_json::from_str(&response)
+        .map_err(|e| format!("bad answer from {}: {e}", path.display()))?;
+    if response["ok"] == json!(true) {
+        Ok(response)
+    } else {
+        Err(response["error"]
+            .as_str()
+            .unwrap_or("the agent refused the request")
+            .to_string())
+    }
+}
+
+/// Reads one request line from a connection.
+pub fn read_request(stream: &UnixStream) -> Result<Request, String> {
+    let mut line = String::new();
+    BufReader::new(stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("reading the request: {e}"))?;
+    serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
+}
+
+/// Writes one response line: `fields` with `"ok":true`, or the error.
+pub fn write_response(mut stream: &UnixStream, result: Result<Map<String, Json>, String>) {
+    let body = match result {
+        Ok(mut fields) => {
+            fields.insert("ok".into(), json!(true));
+            Json::Object(fields)
+        }
+        Err(error) => json!({"ok": false, "error": error}),
+    };
+    // A client that hung up has nobody to tell.
+    let _ = writeln!(stream, "{body}");
+}
+
+/// A member as JSON (metadata as a string, lossily if it is not UTF-8).
+pub fn member_json(m: &Member) -> Json {
+    json!({
+        "name": m.name,
+        "addr": m.addr.to_string(),
+        "state": m.state.name(),
+        "incarnation": m.incarnation,
+        "meta": String::from_utf8_lossy(&m.meta),
+    })
+}
+
+fn per_kind<'a>(counters: impl Iterator<Item = (&'a str, u64)>) -> Json {
+    Json::Object(counters.map(|(k, n)| (k.to_string(), json!(n))).collect())
+}
+
+/// Every counter as JSON: `endpoint` (the protocol's) and `runtime`.
+pub fn stats_json(s: &NodeStats) -> Json {
+    let e = &s.endpoint;
+    let r = &s.runtime;
+    json!({
+        "endpoint": {
+            "packets_in": e.packets_in,
+            "bytes_in": e.bytes_in,
+            "packets_out": e.packets_out,
+            "bytes_out": e.bytes_out,
+            "messages_in": per_kind(e.messages_in.nonzero()),
+            "messages_out": per_kind(e.messages_out.nonzero()),
+            "message_bytes_out": per_kind(e.message_bytes_out.nonzero()),
+            "drops": e.drops,
+            "probes": e.probes,
+            "indirect_probes": e.indirect_probes,
+            "failed_probes": e.failed_probes,
+            "suspicions": e.suspicions,
+            "refutations": e.refutations,
+            "deaths_declared": e.deaths_declared,
+            "syncs_started": e.syncs_started,
+            "syncs_answered": e.syncs_answered,
+        },
+        "runtime": {
+            "send_errors": r.send_errors,
+            "send_queue_drops": r.send_queue_drops,
+            "recv_errors": r.recv_errors,
+            "resolve_failures": r.resolve_failures,
+            "recv_buffer": r.recv_buffer,
+            "send_buffer": r.send_buffer,
+            "events": r.events,
+            "subscribers": r.subscribers.iter().map(|s| json!({
+                "id": s.id,
+                "delivered": s.delivered,
+                "dropped": s.dropped,
+            })).collect::<Vec<_>>(),
+        },
+    })
+}
+
+/// The default node name: the host name (so that `vinery members` on a
+/// host finds the agent started there without flags).
+pub fn default_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vinery".into())
+}

@@ -1,0 +1,256 @@
+//! One node on an event loop: its endpoint, socket, send queue, seeds and
+//! counters. A driver only moves bytes, time and commands between the OS
+//! and the [`Endpoint`]; every protocol decision is the endpoint's.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use mio::net::UdpSocket;
+
+use super::reactor::Mailbox;
+use super::resolve::{self, Resolution, Seeds};
+use super::socket::{log_doubling, Bound, Outbox};
+use super::stats::{NodeStats, RuntimeStats};
+use super::subscribe::Subscribers;
+use crate::{Endpoint, Event, Time};
+
+/// A graceful leave in progress.
+struct Leaving {
+    deadline: Time,
+    /// Dropped with the driver: the caller of `Node::leave` waits for the
+    /// channel to close, which is when the node is gone from its loop.
+    _done: Sender<()>,
+}
+
+pub(crate) struct Driver {
+    endpoint: Endpoint,
+    socket: UdpSocket,
+    local: SocketAddr,
+    outbox: Outbox,
+    seeds: Seeds,
+    subscribers: Arc<Subscribers>,
+    /// Reused between flushes so that fan-out allocates nothing per event
+    /// batch beyond the events themselves.
+    events: Vec<Event>,
+    stats: RuntimeStats,
+    leaving: Option<Leaving>,
+    mailbox: Option<Mailbox>,
+    /// More datagrams may be waiting: a read batch ended on its budget, not
+    /// on "would block".
+    pub(crate) readable: bool,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        bound: Bound,
+        seeds: Vec<String>,
+        subscribers: Arc<Subscribers>,
+        send_queue: usize,
+    ) -> Driver {
+        Driver {
+            endpoint,
+            local: bound.local,
+            socket: bound.socket,
+            outbox: Outbox::new(send_queue),
+            seeds: Seeds::new(seeds),
+            subscribers,
+            events: Vec::new(),
+            stats: RuntimeStats {
+                recv_buffer: bound.recv_buffer,
+                send_buffer: bound.send_buffer,
+                ..RuntimeStats::default()
+            },
+            leaving: None,
+            mailbox: None,
+            readable: false,
+        }
+    }
+
+    pub(crate) fn endpoint_mut(&mut self) -> &mut Endpoint {
+        &mut self.endpoint
+    }
+
+    pub(crate) fn socket_mut(&mut self) -> &mut UdpSocket {
+        &mut self.socket
+    }
+
+    /// Called once the driver is on its loop: `mailbox` reaches it there.
+    pub(crate) fn start(&mut self, now: Time, mailbox: Mailbox) {
+        self.mailbox = Some(mailbox);
+        self.resolve_seeds(now);
+    }
+
+    /// Reads up to `budget` datagrams into the endpoint.
+    pub(crate) fn on_readable(&mut self, now: Time, buf: &mut [u8], budget: usize) {
+        for _ in 0..budget {
+            match self.socket.recv_from(buf) {
+                Ok((n, from)) => {
+                    if let Err(e) = self.endpoint.handle_packet(now, from, &buf[..n]) {
+                        // Counted by the endpoint under the error's name.
+                        log::debug!("{}: dropped a datagram from {from}: {e}", self.local);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.stats.recv_errors += 1;
+                    log_doubling(
+                        self.stats.recv_errors,
+                        format_args!("{}: receive: {e}", self.local),
+                    );
+                }
+            }
+        }
+        self.readable = true;
+    }
+
+    pub(crate) fn on_writable(&mut self) {
+        self.outbox.flush(&self.socket, &mut self.stats);
+    }
+
+    /// Runs whatever is due at `now`.
+    pub(crate) fn on_timer(&mut self, now: Time) {
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        if self.seeds.retry_at.is_some_and(|t| t <= now) {
+            self.seeds.retry_at = None;
+            // Once joined, the cluster itself keeps this node connected.
+            if self.endpoint.num_live() <= 1 && !self.endpoint.has_left() {
+                self.resolve_seeds(now);
+            }
+        }
+    }
+
+    /// Sends what the endpoint wants sent and hands its events to the
+    /// subscribers.
+    pub(crate) fn flush(&mut self) {
+        while let Some(t) = self.endpoint.poll_transmit() {
+            self.outbox.send(&self.socket, t, &mut self.stats);
+        }
+        self.events
+            .extend(std::iter::from_fn(|| self.endpoint.poll_event()));
+        self.stats.events += self.events.len() as u64;
+        self.subscribers.deliver(&mut self.events);
+    }
+
+    /// Whether datagrams wait for the socket to become writable.
+    pub(crate) fn wants_writable(&self) -> bool {
+        self.outbox.is_blocked()
+    }
+
+    /// When [`Driver::on_timer`] next has work.
+    pub(crate) fn deadline(&self) -> Option<Time> {
+        [
+            self.endpoint.poll_timeout(),
+            self.seeds.retry_at,
+            self.leaving.as_ref().map(|l| l.deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Starts a graceful leave; the driver is finished once the news is
+    /// out or `timeout` has passed.
+    pub(crate) fn leave(&mut self, now: Time, timeout: std::time::Duration, done: Sender<()>) {
+        self.endpoint.leave(now);
+        self.leaving = Some(Leaving {
+            deadline: now + timeout,
+            _done: done,
+        });
+    }
+
+    /// Whether a leave has ended: every update was sent as often as the
+    /// endpoint wanted, nobody is left to tell, or time is up.
+    pub(crate) fn is_finished(&self, now: Time) -> bool {
+        self.leaving.as_ref().is_some_and(|l| {
+            now >= l.deadline
+                || self.endpoint.pending_broadcasts() == 0
+                || self.endpoint.num_live() == 0
+        })
+    }
+
+    /// Last chance to send what waits for writability, before the socket
+    /// closes.
+    pub(crate) fn shut_down(&mut self) {
+        self.outbox.flush(&self.socket, &mut self.stats);
+        if self.outbox.is_blocked() {
+            log::warn!(
+                "{}: stopped with datagrams still queued for sending",
+                self.local
+            );
+        }
+    }
+
+    pub(crate) fn stats(&self) -> NodeStats {
+        NodeStats {
+            endpoint: self.endpoint.stats().clone(),
+            runtime: RuntimeStats {
+                subscribers: self.subscribers.stats(),
+                ..self.stats.clone()
+            },
+        }
+    }
+
+    /// Resolves the seeds: at once if they are IP literals, else on a helper
+    /// thread whose result comes back through the mailbox.
+    fn resolve_seeds(&mut self, now: Time) {
+        if self.seeds.specs.is_empty() || self.seeds.in_flight {
+            return;
+        }
+        let ipv6 = self.local.is_ipv6();
+        if resolve::all_literal(&self.seeds.specs) {
+            let found = resolve::resolve_all(&self.seeds.specs, ipv6);
+            self.seeds_resolved(now, found);
+            return;
+        }
+        let Some(mailbox) = self.mailbox.clone() else {
+            return;
+        };
+        let specs = self.seeds.specs.clone();
+        let spawned = std::thread::Builder::new()
+            .name("vinery-resolve".into())
+            .spawn(move || {
+                let found = resolve::resolve_all(&specs, ipv6);
+                mailbox.post(Box::new(move |d: &mut Driver, now| {
+                    d.seeds_resolved(now, found)
+                }));
+            });
+        match spawned {
+            Ok(_) => self.seeds.in_flight = true,
+            Err(e) => {
+                self.stats.resolve_failures += 1;
+                log::warn!("{}: cannot start seed resolution: {e}", self.local);
+                self.retry_later(now);
+            }
+        }
+    }
+
+    fn seeds_resolved(&mut self, now: Time, found: Resolution) {
+        self.seeds.in_flight = false;
+        for (spec, why) in &found.failures {
+            self.stats.resolve_failures += 1;
+            log_doubling(
+                self.stats.resolve_failures,
+                format_args!("{}: seed {spec}: {why}", self.local),
+            );
+        }
+        if self.seeds.merge(&found) {
+            self.endpoint.join(now, &self.seeds.known);
+        }
+        if !found.failures.is_empty() {
+            self.retry_later(now);
+        }
+    }
+
+    fn retry_later(&mut self, now: Time) {
+        self.seeds.retry_at = Some(now + self.endpoint.config().join_retry_interval);
+    }
+}

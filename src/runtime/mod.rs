@@ -1,0 +1,93 @@
+//! The threaded runtime: real UDP sockets, real time, a blocking API.
+//!
+//! A [`Node`] binds one UDP socket (socket2: large buffers, no SO_REUSEADDR,
+//! nonblocking, IPv4 or IPv6) and drives an [`Endpoint`](crate::Endpoint)
+//! from a thread running a `mio::Poll`: datagrams in go to
+//! `handle_packet`, `poll_transmit` output goes to the socket, the endpoint's
+//! `poll_timeout` is the loop's timer, and commands from the handle arrive
+//! over a channel with a `mio::Waker`. Events fan out to subscribers over
+//! bounded channels ([`Node::subscribe`], [`Node::subscribe_filtered`]).
+//! A [`Host`] runs many nodes on one thread.
+//!
+//! Time is wall-clock: nanoseconds since the Unix epoch, never decreasing
+//! (see [`Time`](crate::Time)). The runtime makes no protocol decision: it
+//! moves bytes, time and commands, and counts everything it cannot move
+//! ([`RuntimeStats`]). Problems are logged through the `log` facade.
+//!
+//! The pieces, one file each: `node` (the handle and its config), `host`,
+//! `reactor` (the event loop), `driver` (one endpoint on a loop), `socket`
+//! (binding and the send queue), `clock`, `resolve` (seeds), `subscribe`
+//! (event fan-out and filters), `stats`.
+
+mod clock;
+mod driver;
+mod host;
+mod node;
+mod reactor;
+mod resolve;
+mod socket;
+mod stats;
+mod subscribe;
+
+use std::fmt;
+use std::io;
+
+pub use host::Host;
+pub use node::{Node, NodeConfig};
+pub use stats::{NodeStats, RuntimeStats, SubscriberStats};
+pub use subscribe::{EventFilter, EventKind};
+
+use crate::ConfigError;
+
+/// Why a [`Node`] call failed.
+#[derive(Debug)]
+pub enum NodeError {
+    /// A configuration field cannot work (protocol or runtime).
+    Config(ConfigError),
+    /// The OS refused something (binding the socket, starting the thread).
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The node is not running: never started, stopped, or left.
+    NotRunning,
+    /// [`Node::start`] on a node already running.
+    AlreadyRunning,
+    /// A peer address that did not resolve.
+    Resolve {
+        /// The address as given.
+        spec: String,
+        /// Why it did not resolve.
+        reason: String,
+    },
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Config(e) => e.fmt(f),
+            NodeError::Io { what, source } => write!(f, "cannot {what}: {source}"),
+            NodeError::NotRunning => f.write_str("the node is not running"),
+            NodeError::AlreadyRunning => f.write_str("the node is already running"),
+            NodeError::Resolve { spec, reason } => write!(f, "cannot resolve {spec}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NodeError::Config(e) => Some(e),
+            NodeError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConfigError> for NodeError {
+    fn from(e: ConfigError) -> NodeError {
+        NodeError::Config(e)
+    }
+}

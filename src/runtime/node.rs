@@ -1,0 +1,379 @@
+//! [`Node`]: the handle a program holds, with a blocking API. Every call
+//! either runs on the node's event loop and waits for the answer, or reads
+//! state the handle keeps (subscriptions, addresses).
+
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::driver::Driver;
+use super::reactor::{NodeId, ReactorHandle};
+use super::resolve;
+use super::socket;
+use super::stats::NodeStats;
+use super::subscribe::{EventFilter, Subscribers};
+use super::NodeError;
+use crate::{Config, ConfigError, Endpoint, Event, Member, MemberState, Time};
+
+/// Everything a [`Node`] needs: where to listen, what to advertise, whom
+/// to join, and the protocol [`Config`] (cluster name, node name, timers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeConfig {
+    /// The protocol configuration; `protocol.name` must be set.
+    pub protocol: Config,
+    /// Address the UDP socket binds. Port 0 picks a free port (kept across
+    /// a stop and start when it is still free).
+    pub bind: SocketAddr,
+    /// Address peers send to, when it differs from the bound one (NAT,
+    /// port forwarding). Required when `bind` is a wildcard (`0.0.0.0`,
+    /// `[::]`); a port of 0 means the bound port. Default: the bound address.
+    pub advertise: Option<SocketAddr>,
+    /// Members to join through: `ip:port`, `[ipv6]:port` or `name:port`.
+    /// Names are resolved by the runtime, again on every join retry while
+    /// the node is alone. Default: none (the first node of a cluster).
+    pub seeds: Vec<String>,
+    /// Socket receive and send buffer sizes requested, in bytes; the OS may
+    /// grant less (see [`RuntimeStats`](super::RuntimeStats)). Default: 4 MiB.
+    pub socket_buffer: usize,
+    /// Datagrams held while the socket would block; beyond it they are
+    /// dropped and counted. Default: 1024.
+    pub send_queue: usize,
+    /// Events buffered per subscription; beyond it a slow subscriber loses
+    /// events (counted). Default: 1024.
+    pub event_buffer: usize,
+}
+
+impl NodeConfig {
+    /// A node running `protocol`, bound to `bind`, with default runtime
+    /// settings and no seeds.
+    pub fn new(protocol: Config, bind: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            protocol,
+            bind,
+            advertise: None,
+            seeds: Vec::new(),
+            socket_buffer: 4 << 20,
+            send_queue: 1024,
+            event_buffer: 1024,
+        }
+    }
+
+    /// This config with `seeds` to join through.
+    pub fn with_seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> NodeConfig {
+        self.seeds = seeds.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// This config advertising `addr`.
+    pub fn with_advertise(mut self, addr: SocketAddr) -> NodeConfig {
+        self.advertise = Some(addr);
+        self
+    }
+
+    /// Checks the runtime's fields and the protocol config, naming the
+    /// first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: String| Err(ConfigError { field, reason });
+        self.protocol.validate()?;
+        match self.advertise {
+            None if self.bind.ip().is_unspecified() => {
+                return bad(
+                    "advertise",
+                    format!(
+                        "must be set when binding the wildcard address {}: peers need an \
+                         address they can reach",
+                        self.bind
+                    ),
+                );
+            }
+            Some(a) if a.ip().is_unspecified() => {
+                return bad("advertise", format!("must be a reachable address, got {a}"));
+            }
+            Some(a) if a.is_ipv6() != self.bind.is_ipv6() => {
+                return bad(
+                    "advertise",
+                    format!(
+                        "must be of the same address family as bind ({}), got {a}",
+                        self.bind
+                    ),
+                );
+            }
+            _ => {}
+        }
+        if self.send_queue == 0 {
+            return bad("send_queue", "must be at least 1".into());
+        }
+        if self.event_buffer == 0 {
+            return bad("event_buffer", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// A cluster member running over real UDP.
+///
+/// A standalone node ([`Node::new`]) runs its own thread while started; a
+/// hosted one ([`Host::node`](super::Host::node)) runs on its host's thread.
+/// Either way the API is the same, and subscriptions survive
+/// [`Node::stop`] and [`Node::start`]. Dropping a node stops it (without
+/// leaving: to the cluster that is a crash).
+///
+/// ```no_run
+/// use vinery::runtime::{Node, NodeConfig};
+/// use vinery::Config;
+///
+/// let config = NodeConfig::new(Config::lan().with_name("node-1"), "127.0.0.1:7946".parse()?)
+///     .with_seeds(["127.0.0.1:7947", "seed.example:7946"]);
+/// let mut node = Node::new(config);
+/// let events = node.subscribe();
+/// node.start()?;
+/// for event in events.iter().take(3) {
+///     println!("{event:?}");
+/// }
+/// println!("{:?}", node.live_peers()?);
+/// node.leave(std::time::Duration::from_secs(5))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Node {
+    config: NodeConfig,
+    subscribers: Arc<Subscribers>,
+    /// The host's loop, for a hosted node.
+    host: Option<Arc<ReactorHandle>>,
+    running: Option<Running>,
+    /// The address the last run bound, so that a restart keeps its port.
+    last_local: Option<SocketAddr>,
+}
+
+/// A started node: where its driver lives. Dropping it takes the driver off
+/// its loop (closing the socket), and for a standalone node ends the thread.
+struct Running {
+    reactor: Arc<ReactorHandle>,
+    id: NodeId,
+    local: SocketAddr,
+    advertise: SocketAddr,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.reactor.remove(self.id);
+    }
+}
+
+impl Node {
+    /// A standalone node, not started yet.
+    pub fn new(config: NodeConfig) -> Node {
+        Node::placed(config, None)
+    }
+
+    pub(super) fn placed(config: NodeConfig, host: Option<Arc<ReactorHandle>>) -> Node {
+        Node {
+            subscribers: Arc::new(Subscribers::new(config.event_buffer.max(1))),
+            config,
+            host,
+            running: None,
+            last_local: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.config.protocol.name
+    }
+
+    /// Binds the socket, creates a fresh [`Endpoint`] (new random seed,
+    /// incarnation 0) and starts joining the seeds. A node that ran before
+    /// under the same name refutes its old record and is alive again.
+    pub fn start(&mut self) -> Result<(), NodeError> {
+        if self.running.is_some() {
+            return Err(NodeError::AlreadyRunning);
+        }
+        self.config.validate()?;
+        let bound = self.bind()?;
+        let local = bound.local;
+        let advertise = match self.config.advertise {
+            Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), local.port()),
+            Some(a) => a,
+            None => local,
+        };
+        let endpoint = Endpoint::new(self.config.protocol.clone(), advertise, fresh_seed(local))?;
+        let driver = Driver::new(
+            endpoint,
+            bound,
+            self.config.seeds.clone(),
+            self.subscribers.clone(),
+            self.config.send_queue,
+        );
+        let reactor = match &self.host {
+            Some(host) => host.clone(),
+            None => Arc::new(ReactorHandle::spawn(format!("vinery {}", self.name()))?),
+        };
+        let id = reactor.add(driver)?;
+        self.last_local = Some(local);
+        self.running = Some(Running {
+            reactor,
+            id,
+            local,
+            advertise,
+        });
+        Ok(())
+    }
+
+    fn bind(&self) -> Result<socket::Bound, NodeError> {
+        let bind = self.config.bind;
+        if let Some(last) = self.last_local.filter(|_| bind.port() == 0) {
+            // Peers still know the old port: keeping it lets them reach the
+            // restarted node before they hear of its new address.
+            if let Ok(b) = socket::bind(
+                SocketAddr::new(bind.ip(), last.port()),
+                self.config.socket_buffer,
+            ) {
+                return Ok(b);
+            }
+        }
+        socket::bind(bind, self.config.socket_buffer).map_err(|source| NodeError::Io {
+            what: format!("bind {bind}"),
+            source,
+        })
+    }
+
+    /// Stops at once, without telling the cluster (peers will find the node
+    /// failed). Does nothing if not running.
+    pub fn stop(&mut self) {
+        self.running = None;
+    }
+
+    /// Leaves gracefully: broadcasts the departure, keeps running until the
+    /// news is out (no update left to send, or nobody left to tell) or
+    /// `timeout` has passed, then stops.
+    pub fn leave(&mut self, timeout: Duration) -> Result<(), NodeError> {
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+        self.call(move |d, now| d.leave(now, timeout, done_tx))?;
+        // The driver holds `done_tx` until it is off the loop.
+        let _ = done_rx.recv();
+        self.running = None;
+        Ok(())
+    }
+
+    /// Whether the node is started (and has not stopped or left).
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// The address the socket is bound to, while running.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().map(|r| r.local)
+    }
+
+    /// The address peers know this node by, while running.
+    pub fn advertise_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().map(|r| r.advertise)
+    }
+
+    /// Every event from now on, through a channel of
+    /// [`NodeConfig::event_buffer`] events. Subscriptions outlive stop and
+    /// start; dropping the receiver ends one.
+    pub fn subscribe(&self) -> Receiver<Event> {
+        self.subscribers.add(EventFilter::all())
+    }
+
+    /// The events `filter` selects, from now on.
+    pub fn subscribe_filtered(&self, filter: EventFilter) -> Receiver<Event> {
+        self.subscribers.add(filter)
+    }
+
+    /// Every other member known, in any state.
+    pub fn all_peers(&self) -> Result<Vec<Member>, NodeError> {
+        self.peers(|_| true)
+    }
+
+    /// Other members alive or suspect.
+    pub fn live_peers(&self) -> Result<Vec<Member>, NodeError> {
+        self.peers(|s| matches!(s, MemberState::Alive | MemberState::Suspect))
+    }
+
+    /// Other members failed or departed (until they are forgotten, after
+    /// [`Config::dead_retention`]).
+    pub fn dead_peers(&self) -> Result<Vec<Member>, NodeError> {
+        self.peers(|s| matches!(s, MemberState::Dead | MemberState::Left))
+    }
+
+    fn peers(&self, keep: fn(MemberState) -> bool) -> Result<Vec<Member>, NodeError> {
+        let mut members = self.with_endpoint(|ep, _| ep.members())?;
+        let me = self.name();
+        members.retain(|m| m.name != me && keep(m.state));
+        Ok(members)
+    }
+
+    /// This node's own record.
+    pub fn local_member(&self) -> Result<Member, NodeError> {
+        self.with_endpoint(|ep, _| ep.local_member())
+    }
+
+    /// Joins (also) through `addr` (`ip:port`, `[ipv6]:port` or
+    /// `name:port`, resolved here, on the caller's thread): how a running
+    /// node is pointed at a cluster it was not seeded with.
+    pub fn add_peer(&self, addr: &str) -> Result<(), NodeError> {
+        let ipv6 = self.local_addr().ok_or(NodeError::NotRunning)?.is_ipv6();
+        let found = resolve::resolve_all(&[addr.to_string()], ipv6);
+        if let Some((spec, why)) = found.failures.into_iter().next() {
+            return Err(NodeError::Resolve { spec, reason: why });
+        }
+        self.with_endpoint(move |ep, now| ep.join(now, &found.addrs))
+    }
+
+    /// Replaces this node's metadata (see [`Endpoint::set_meta`]).
+    pub fn set_meta(&self, meta: &[u8]) -> Result<(), NodeError> {
+        let meta = meta.to_vec();
+        self.with_endpoint(move |ep, now| ep.set_meta(now, &meta))??;
+        Ok(())
+    }
+
+    /// The endpoint's counters and the runtime's.
+    pub fn stats(&self) -> Result<NodeStats, NodeError> {
+        self.call(|d, _| d.stats())
+    }
+
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver, Time) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let r = self.running.as_ref().ok_or(NodeError::NotRunning)?;
+        r.reactor.call(r.id, f)
+    }
+
+    /// Runs `f` on the endpoint, on the node's loop, with the current time;
+    /// what it makes the endpoint send or report goes out right after.
+    fn with_endpoint<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Endpoint, Time) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        self.call(move |d, now| f(d.endpoint_mut(), now))
+    }
+}
+
+/// A new seed for every run, so that a restarted node does not replay its
+/// previous life's random choices.
+fn fresh_seed(local: SocketAddr) -> u64 {
+    // RandomState is seeded from the OS; no other random source is linked in.
+    std::collections::hash_map::RandomState::new().hash_one((std::time::SystemTime::now(), local))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handles_can_be_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Node>();
+        shareable::<super::super::Host>();
+    }
+}

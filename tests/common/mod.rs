@@ -1,0 +1,66 @@
+//! Helpers shared by the real-UDP tests: condition waits with deadlines and
+//! protocol timers fast enough for tests yet tolerant of a busy 2-core CI.
+
+// Each test binary compiles this module and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use vinery::runtime::{Node, NodeConfig};
+use vinery::{Config, MemberState};
+
+/// How long any condition may take before the test fails: generous, since
+/// CI runs tests in parallel on 2 cores.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `cond` until it holds (true) or `deadline` passes (false).
+pub fn wait_until(deadline: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The local preset with twice-as-fast probes: a crash is declared in a few
+/// seconds, while Lifeguard still absorbs scheduling delays.
+pub fn test_config(name: &str) -> Config {
+    let mut c = Config::local().with_name(name);
+    c.probe_interval = Duration::from_millis(500);
+    c.probe_timeout = Duration::from_millis(200);
+    c.gossip_interval = Duration::from_millis(100);
+    c.reconnect_interval = Duration::from_secs(2);
+    c.join_retry_interval = Duration::from_millis(300);
+    c
+}
+
+/// A node on an ephemeral loopback port, joining `seeds`.
+pub fn node_config(name: &str, ip: &str, seeds: &[SocketAddr]) -> NodeConfig {
+    NodeConfig::new(test_config(name), SocketAddr::new(ip.parse().unwrap(), 0))
+        .with_seeds(seeds.iter().map(ToString::to_string))
+}
+
+/// The state `observer` has for `name`, if it knows it (and is running).
+pub fn state_of(observer: &Node, name: &str) -> Option<MemberState> {
+    let peers = observer.all_peers().ok()?;
+    peers.into_iter().find(|m| m.name == name).map(|m| m.state)
+}
+
+/// Whether every node in `nodes` sees every other as alive.
+pub fn converged(nodes: &[Node]) -> bool {
+    nodes.iter().all(|n| {
+        n.live_peers().is_ok_and(|p| {
+            p.len() == nodes.len() - 1 && p.iter().all(|m| m.state == MemberState::Alive)
+        })
+    })
+}
+
+#[cfg(feature = "cli")]
+pub mod agents;
