@@ -272,6 +272,10 @@ impl Endpoint {
             // count from the first time this endpoint is given, which for
             // the runtime is wall-clock time, not zero.
             self.clock_started = true;
+            // A life's key/value generation is the time it started (ms), so
+            // a restarted node's state supersedes its previous life's at
+            // once. (Clocks that go back are caught by refutation, below.)
+            self.kv.generation = (now.as_nanos() / 1_000_000).max(1);
             let base = now.saturating_since(Time::ZERO);
             self.next_probe += base;
             self.next_gossip += base;
@@ -612,8 +616,9 @@ impl Endpoint {
     }
 
     /// Another node claims something about this node's own state: if it
-    /// holds as much or more than this node does in its generation, that is
-    /// state of a previous life, and a new generation replaces it.
+    /// holds a later generation, or more versions of this one, that is state
+    /// of a previous life (whose clock was ahead, or which started in the
+    /// same millisecond), and a new generation replaces it.
     fn refute_generation(&mut self, now: Time, generation: u64, max_version: u64) {
         let own_max = self
             .kv

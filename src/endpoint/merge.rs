@@ -122,6 +122,28 @@ impl Endpoint {
         };
         match self.members.rec(id).state {
             MemberState::Dead | MemberState::Left => {}
+            MemberState::Suspect if incarnation > self.members.rec(id).incarnation => {
+                // The member refuted the suspicion we hold (it is alive at a
+                // higher incarnation) and is suspected afresh: that is a new
+                // suspicion with its own timer, not a confirmation of the
+                // refuted one. (memberlist counts it as a confirmation and
+                // can declare a slow but living member dead at the stale
+                // incarnation; the `slow` scenario showed it.)
+                self.members.update(id, |r| {
+                    r.incarnation = incarnation;
+                    r.state_since = now;
+                });
+                self.stats.suspicions += 1;
+                self.start_suspicion(now, id, from);
+                self.broadcast(
+                    name,
+                    &Message::Suspect(wire::Suspect {
+                        name,
+                        incarnation,
+                        from,
+                    }),
+                );
+            }
             MemberState::Suspect => {
                 let confirmed = self
                     .suspicions
