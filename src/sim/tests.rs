@@ -364,7 +364,10 @@ fn slow_node_handles_datagrams_late_and_in_order() {
         "handled in arrival order"
     );
     let mean = lateness.iter().sum::<Duration>() / 200;
-    assert!(mean > slow.delay, "queueing behind late draws adds: {mean:?}");
+    assert!(
+        mean > slow.delay,
+        "queueing behind late draws adds: {mean:?}"
+    );
     assert!(sim.stats().slowed >= 200);
 
     // Back to normal: handled on arrival.
