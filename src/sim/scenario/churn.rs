@@ -22,6 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::{Outcome, Run, CHECK_STEP};
@@ -231,26 +232,22 @@ impl Run<'_> {
             let at = |rng: &mut SmallRng, within: Duration| {
                 t0 + start + within.mul_f64(rng.random::<f64>())
             };
-            let mut order: Vec<usize> = (0..n).collect();
-            for i in 0..(2 * per_round).min(n) {
-                let j = self.rng.random_range(i..n);
-                order.swap(i, j);
-            }
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            let (picked, _) = order.partial_shuffle(&mut self.rng, 2 * per_round);
+            let (victims, replacers) = picked.split_at(per_round.min(picked.len()));
             if !crash_window.is_zero() {
-                for &v in &order[..per_round.min(n)] {
+                for &v in victims.iter() {
                     let crash = at(&mut self.rng, crash_window);
                     let down = DOWN.0 + (DOWN.1 - DOWN.0).mul_f64(self.rng.random::<f64>());
-                    plan.push((crash, Act::Crash(NodeId(v as u32))));
-                    plan.push((crash + down, Act::Restart(NodeId(v as u32))));
+                    plan.push((crash, Act::Crash(NodeId(v))));
+                    plan.push((crash + down, Act::Restart(NodeId(v))));
                 }
             }
-            for &x in &order[per_round.min(n)..(2 * per_round).min(n)] {
-                plan.push((at(&mut self.rng, len), Act::Replace(NodeId(x as u32))));
+            for &x in replacers.iter() {
+                plan.push((at(&mut self.rng, len), Act::Replace(NodeId(x))));
             }
             start += ROUND;
         }
-        // Stable: a restart drawn at the same instant as its crash stays
-        // after it.
         plan.sort_by_key(|(t, _)| *t);
         plan
     }
@@ -298,13 +295,7 @@ impl Run<'_> {
 /// Up to `k` random running nodes other than `x`.
 fn random_running(sim: &Sim, x: NodeId, k: usize, rng: &mut SmallRng) -> Vec<NodeId> {
     let mut up: Vec<NodeId> = sim.running().filter(|&y| y != x).collect();
-    let k = k.min(up.len());
-    for i in 0..k {
-        let j = rng.random_range(i..up.len());
-        up.swap(i, j);
-    }
-    up.truncate(k);
-    up
+    up.partial_shuffle(rng, k).0.to_vec()
 }
 
 /// Compares every running node's view with the truth.

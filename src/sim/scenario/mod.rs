@@ -345,6 +345,18 @@ impl ScenarioConfig {
         self.suspicion_timeout() * mult
     }
 
+    /// How many nodes `slow` slows down: the share [`ScenarioConfig::slow`]
+    /// of the cluster, rounded, and at least one when the share is not 0.
+    pub fn slow_count(&self) -> usize {
+        share(self.nodes, self.slow)
+    }
+
+    /// How many nodes `churn` restarts each minute (rounded like
+    /// [`ScenarioConfig::slow_count`]).
+    pub fn churn_count(&self) -> usize {
+        share(self.nodes, self.churn)
+    }
+
     /// The measured phase's length: [`ScenarioConfig::duration`], or the
     /// scenario's default.
     ///
@@ -433,19 +445,6 @@ impl ScenarioConfig {
         let mut c = self.node_config();
         c.name = "n".into();
         c.validate().map_err(|e| e.to_string())
-    }
-}
-
-impl ScenarioConfig {
-    /// How many nodes `slow` slows down: the share [`ScenarioConfig::slow`]
-    /// of the cluster, rounded, and at least one when the share is not 0.
-    pub fn slow_count(&self) -> usize {
-        share(self.nodes, self.slow)
-    }
-
-    /// How many nodes `churn` restarts each minute.
-    pub fn churn_count(&self) -> usize {
-        share(self.nodes, self.churn)
     }
 }
 
