@@ -227,6 +227,12 @@ pub(crate) struct KvStore {
 /// owner's generation or max version does (heartbeats are left out so that
 /// a quiet cluster's hashes stay equal).
 fn contribution(node: &str, s: &NodeState) -> u64 {
+    // An owner that never wrote (a node's own state, created by its first
+    // digest) holds nothing to exchange: it must hash as absent, or every
+    // node that pulled differs from all others for good.
+    if s.max_version == 0 {
+        return 0;
+    }
     let mut z = name_hash(node) ^ s.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z ^= s.max_version.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     z = (z ^ (z >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

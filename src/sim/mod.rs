@@ -20,8 +20,10 @@
 //! * Faults: [`Sim::crash`] (a crashed node neither runs nor receives),
 //!   [`Sim::restart`] (a fresh endpoint with the same name and address),
 //!   [`Sim::pause`] (a stalled process: packets queue up and timers wait,
-//!   then the backlog is handled at once), [`Sim::partition`] /
-//!   [`Sim::heal`], [`Sim::set_loss`], [`Sim::set_link`].
+//!   then the backlog is handled at once), [`Sim::set_slow`] (a CPU-starved
+//!   process: every datagram and timer is handled late, in order; see
+//!   [`SlowConfig`]), [`Sim::partition`] / [`Sim::heal`], [`Sim::set_loss`],
+//!   [`Sim::set_link`].
 //!
 //! # Event loop
 //!
@@ -58,6 +60,7 @@
 
 mod network;
 pub mod scenario;
+mod slow;
 mod trace;
 
 #[cfg(test)]
@@ -75,6 +78,7 @@ use rand::{Rng, SeedableRng};
 use crate::{Config, ConfigError, Endpoint, Event, MemberState, Time, Transmit};
 
 pub use network::{LinkConfig, NetworkConfig};
+pub use slow::SlowConfig;
 
 use network::check_probability;
 use trace::{mix, Fnv};
@@ -208,7 +212,7 @@ pub struct PacketRecord {
     /// When it reached the receiver.
     pub arrived: Time,
     /// When the receiver handled it (later than `arrived` if it was
-    /// paused).
+    /// paused or slow).
     pub handled: Time,
     /// Sender.
     pub from: NodeId,
@@ -244,6 +248,8 @@ pub struct SimStats {
     pub duplicated: u64,
     /// Datagrams that arrived at a paused node and were queued.
     pub buffered_paused: u64,
+    /// Datagrams and timers a slow node ([`Sim::set_slow`]) handled late.
+    pub slowed: u64,
     /// Datagrams the receiving endpoint rejected (its
     /// [`Endpoint::handle_packet`] returned an error).
     pub rejected: u64,
@@ -285,6 +291,15 @@ struct Node {
     dirty: bool,
     /// Consecutive timer runs that left a deadline still due.
     spin_streak: u8,
+    /// How late it handles its input, if it is slow.
+    slow: Option<SlowConfig>,
+    /// When a slow node handles its latest input: the next one is handled
+    /// no earlier, so inputs keep their order.
+    slow_busy_until: Time,
+    /// A slow node's timer fell due and waits in the heap to be handled
+    /// (as [`Action::Late`] without an arrival); until then the timer is
+    /// not re-armed, since whatever falls due meanwhile is handled by it.
+    timer_late: bool,
 }
 
 enum Action {
@@ -299,6 +314,14 @@ enum Action {
     },
     Resume {
         node: u32,
+    },
+    /// A slow node handles a datagram that reached it earlier (`Some`), or
+    /// its timer that fell due earlier (`None`). `life` is the node's
+    /// restart count when it became ready: a restart discards it.
+    Late {
+        node: u32,
+        life: u32,
+        arrival: Option<Arrival>,
     },
 }
 
@@ -447,6 +470,9 @@ impl Sim {
             restarts: 0,
             dirty: false,
             spin_streak: 0,
+            slow: None,
+            slow_busy_until: Time::ZERO,
+            timer_late: false,
         });
         self.groups.push(0);
         self.rearm(index, false);
@@ -538,6 +564,12 @@ impl Sim {
     /// Whether node `n` is up, paused or crashed.
     pub fn status(&self, n: NodeId) -> NodeStatus {
         self.nodes[n.index()].status
+    }
+
+    /// How late node `n` handles its input, if it is slow
+    /// ([`Sim::set_slow`]).
+    pub fn slow(&self, n: NodeId) -> Option<SlowConfig> {
+        self.nodes[n.index()].slow
     }
 
     /// How many times node `n` was restarted.
@@ -759,6 +791,8 @@ impl Sim {
         }
         node.status = NodeStatus::Crashed;
         node.timer = None;
+        node.timer_late = false;
+        node.slow_busy_until = Time::ZERO;
         self.stats.dropped_crashed += node.backlog.len() as u64;
         node.backlog = Vec::new();
         self.crashed += 1;
@@ -802,6 +836,17 @@ impl Sim {
         node.status = NodeStatus::Paused { until };
         node.timer = None;
         self.push(until, Action::Resume { node: n.0 });
+    }
+
+    /// Makes node `n` slow (`Some`) or normal again (`None`), as a
+    /// CPU-starved process: from now on every datagram that reaches it and
+    /// every timer of its endpoint is handled `delay ± jitter` late, in the
+    /// order they became ready (see [`SlowConfig`]). Input that became ready
+    /// before the change keeps its handling time. Slowness belongs to the
+    /// host, so it survives [`Sim::restart`].
+    pub fn set_slow(&mut self, n: NodeId, slow: Option<SlowConfig>) {
+        self.flush_dirty();
+        self.nodes[n.index()].slow = slow;
     }
 
     /// Splits the network: datagrams between nodes of different groups are
@@ -893,23 +938,17 @@ impl Sim {
             } => {
                 self.stats.in_flight -= 1;
                 self.stats.in_flight_bytes -= data.len() as u64;
-                let node = &mut self.nodes[to as usize];
-                match node.status {
-                    NodeStatus::Crashed => self.stats.dropped_crashed += 1,
-                    NodeStatus::Paused { .. } => {
-                        self.stats.buffered_paused += 1;
-                        node.backlog.push(Arrival {
-                            arrived: now,
-                            sent,
-                            from,
-                            data,
-                        });
-                    }
-                    NodeStatus::Up => {
-                        self.handle_packet(to, from, sent, now, &data);
-                        self.drain(to);
-                        self.rearm(to, false);
-                    }
+                let arrival = Arrival {
+                    arrived: now,
+                    sent,
+                    from,
+                    data,
+                };
+                let node = &self.nodes[to as usize];
+                if node.status == NodeStatus::Up && node.slow.is_some() {
+                    self.handle_late(to, Some(arrival));
+                } else {
+                    self.deliver(to, arrival);
                 }
             }
             Action::Timer { node: i } => {
@@ -918,10 +957,34 @@ impl Sim {
                     return;
                 }
                 node.timer = None;
-                node.ep.handle_timeout(now);
-                self.stats.timer_fires += 1;
-                self.drain(i);
-                self.rearm(i, true);
+                if node.slow.is_some() {
+                    node.timer_late = true;
+                    self.handle_late(i, None);
+                } else {
+                    self.run_timers(i);
+                }
+            }
+            Action::Late {
+                node: i,
+                life,
+                arrival,
+            } => {
+                let node = &mut self.nodes[i as usize];
+                if node.restarts != life || node.status == NodeStatus::Crashed {
+                    // Ready in a previous life, or the node died first.
+                    self.stats.dropped_crashed += u64::from(arrival.is_some());
+                    return;
+                }
+                match arrival {
+                    Some(a) => self.deliver(i, a),
+                    None => {
+                        node.timer_late = false;
+                        // A paused node runs its due timers when it resumes.
+                        if node.status == NodeStatus::Up {
+                            self.run_timers(i);
+                        }
+                    }
+                }
             }
             Action::Resume { node: i } => {
                 let node = &mut self.nodes[i as usize];
@@ -944,6 +1007,54 @@ impl Sim {
                 self.rearm(i, ran);
             }
         }
+    }
+
+    /// Hands a datagram to node `to` now: handled if it is up, queued if it
+    /// is paused, dropped if it crashed.
+    fn deliver(&mut self, to: u32, a: Arrival) {
+        let node = &mut self.nodes[to as usize];
+        match node.status {
+            NodeStatus::Crashed => self.stats.dropped_crashed += 1,
+            NodeStatus::Paused { .. } => {
+                self.stats.buffered_paused += 1;
+                node.backlog.push(a);
+            }
+            NodeStatus::Up => {
+                self.handle_packet(to, a.from, a.sent, a.arrived, &a.data);
+                self.drain(to);
+                self.rearm(to, false);
+            }
+        }
+    }
+
+    /// Runs node `i`'s due timers now.
+    fn run_timers(&mut self, i: u32) {
+        self.nodes[i as usize].ep.handle_timeout(self.now);
+        self.stats.timer_fires += 1;
+        self.drain(i);
+        self.rearm(i, true);
+    }
+
+    /// Schedules slow node `i` to handle `arrival` (or its timer, `None`)
+    /// one lateness draw from now, and never before its previous input.
+    fn handle_late(&mut self, i: u32, arrival: Option<Arrival>) {
+        let node = &self.nodes[i as usize];
+        let slow = node.slow.expect("only slow nodes handle input late");
+        let (busy, life) = (node.slow_busy_until, node.restarts);
+        let late = Time::from_nanos(self.now.as_nanos() + slow.draw_nanos(&mut self.rng));
+        // Equal times keep push order in the heap: first ready, first
+        // handled.
+        let at = late.max(busy);
+        self.nodes[i as usize].slow_busy_until = at;
+        self.stats.slowed += 1;
+        self.push(
+            at,
+            Action::Late {
+                node: i,
+                life,
+                arrival,
+            },
+        );
     }
 
     fn handle_packet(&mut self, to: u32, from: u32, sent: Time, arrived: Time, data: &[u8]) {
@@ -985,7 +1096,9 @@ impl Sim {
     fn rearm(&mut self, i: u32, ran_timers: bool) {
         let now = self.now;
         let node = &mut self.nodes[i as usize];
-        if node.status != NodeStatus::Up {
+        // A late timer run is pending: it handles whatever falls due before
+        // it, since a slow node handles nothing earlier anyway.
+        if node.status != NodeStatus::Up || node.timer_late {
             return;
         }
         let Some(mut t) = node.ep.poll_timeout() else {

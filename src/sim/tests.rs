@@ -337,3 +337,83 @@ fn same_seed_same_trace() {
     assert_eq!(run(1), run(1));
     assert_ne!(run(1).0, run(2).0);
 }
+
+#[test]
+fn slow_node_handles_datagrams_late_and_in_order() {
+    let (mut sim, n) = idle(2, 29, NetworkConfig::ideal());
+    let slow = SlowConfig {
+        delay: Duration::from_millis(500),
+        jitter: Duration::from_millis(300),
+    };
+    sim.set_slow(n[1], Some(slow));
+    assert_eq!(sim.slow(n[1]), Some(slow));
+    sim.log_packets(true);
+    for i in 0..200u8 {
+        sim.send_raw(n[0], n[1], vec![i]);
+        sim.run_for(MS);
+    }
+    sim.run_for(Duration::from_secs(2));
+    let log = sim.take_packet_log();
+    assert_eq!(log.len(), 200);
+    let lateness: Vec<Duration> = log.iter().map(|p| p.handled - p.arrived).collect();
+    // Never earlier than the draw allows; later only to keep the order.
+    assert!(lateness.iter().all(|&d| d >= slow.delay - slow.jitter));
+    assert!(
+        log.windows(2)
+            .all(|w| w[0].arrived <= w[1].arrived && w[0].handled <= w[1].handled),
+        "handled in arrival order"
+    );
+    let mean = lateness.iter().sum::<Duration>() / 200;
+    assert!(
+        mean > slow.delay,
+        "queueing behind late draws adds: {mean:?}"
+    );
+    assert!(sim.stats().slowed >= 200);
+
+    // Back to normal: handled on arrival.
+    sim.set_slow(n[1], None);
+    sim.send_raw(n[0], n[1], vec![0]);
+    sim.run_for(MS);
+    let log = sim.take_packet_log();
+    assert_eq!(log[0].handled, log[0].arrived);
+}
+
+#[test]
+fn slow_node_timers_run_late() {
+    let (mut sim, n) = idle(2, 31, NetworkConfig::ideal());
+    sim.join(n[1], &[n[0]]);
+    sim.run_for(Duration::from_secs(3));
+    let delay = Duration::from_secs(2);
+    sim.set_slow(
+        n[1],
+        Some(SlowConfig {
+            delay,
+            jitter: Duration::ZERO,
+        }),
+    );
+    // Every timer run is at least `delay` after the previous one: the next
+    // deadline cannot precede the run that set it, and is handled `delay`
+    // after it falls due. Probes are timer-driven.
+    let mut runs = Vec::new();
+    let mut probes = sim.endpoint(n[1]).stats().probes;
+    for _ in 0..2000 {
+        sim.run_for(Duration::from_millis(10));
+        let now = sim.endpoint(n[1]).stats().probes;
+        if now != probes {
+            runs.push(sim.now());
+            probes = now;
+        }
+    }
+    assert!(runs.len() >= 4, "a slow node still probes: {runs:?}");
+    assert!(
+        runs.windows(2).all(|w| w[1] - w[0] >= delay),
+        "probes closer than the lateness: {runs:?}"
+    );
+    // A crash discards what was waiting to be handled; a restart keeps the
+    // slowness (it belongs to the host).
+    sim.crash(n[1]);
+    sim.restart(n[1], &[n[0]]);
+    assert_eq!(sim.slow(n[1]).map(|s| s.delay), Some(delay));
+    sim.run_for(Duration::from_secs(20));
+    assert!(sim.full_view(), "a slow node rejoins");
+}

@@ -8,19 +8,24 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
-use vinery::sim::scenario::{self, Profile, Progress, Report, Scenario, ScenarioConfig, Value};
+use vinery::sim::scenario::{
+    self, Profile, Progress, Report, Scenario, ScenarioConfig, Value, Variant,
+};
 
 /// Scenarios `--scenario all` runs, in order.
-const ALL: [Scenario; 4] = [
+const ALL: [Scenario; 7] = [
     Scenario::Join,
     Scenario::Fail,
     Scenario::Loss,
     Scenario::Load,
+    Scenario::Kv,
+    Scenario::Churn,
+    Scenario::Slow,
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum ScenarioArg {
-    /// join, fail, loss and load, one after the other
+    /// join, fail, loss, load, kv, churn and slow, one after the other
     All,
     /// N nodes join through one seed at t=0: time until every node lists all N
     Join,
@@ -34,6 +39,26 @@ enum ScenarioArg {
     Part,
     /// one node stalls for --duration (default 3/4 of the suspicion timeout): false Deads
     Pause,
+    /// --writes random nodes set a key one after the other: time until 99% / all nodes hold it
+    Kv,
+    /// --churn of the nodes restart each minute for --duration (default 300 s) while keys are
+    /// written and deleted: stale members, resurrected and missing keys
+    Churn,
+    /// --slow of the nodes handle everything --slow-delay late for --duration (default 600 s)
+    /// while --crashes (default 5) healthy nodes crash: false Deads, detection time
+    Slow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum VariantArg {
+    /// plain SWIM: Lifeguard and the phi veto off
+    Swim,
+    /// SWIM + Lifeguard, phi veto off
+    Lifeguard,
+    /// SWIM + Lifeguard + phi veto (the shipped configuration)
+    Full,
+    /// each of swim, lifeguard and full in turn, then a comparison table
+    All,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -51,8 +76,12 @@ enum ProfileArg {
 #[command(after_help = "\
 All times are virtual seconds except wall_s. The same --seed with the same \
 arguments gives the same run.\n\n\
-`--scenario all` runs join, fail, loss and load with their default durations \
-(600 s of loss, 60 s of load); a --duration applies to both loss and load.\n\n\
+`--scenario all` runs join, fail, loss, load, kv, churn and slow with their \
+default durations (600 s of loss, 60 s of load, 300 s of churn, 600 s of \
+slowness); a --duration applies to each of them.\n\n\
+`--variant all` runs each scenario three times (swim, lifeguard, full) and \
+prints a comparison table of its main figures after them (in JSON, one line \
+per run, each with its `variant`).\n\n\
 Exit status: 0 when every scenario ran to the end, 1 when one could not (for \
 example the cluster did not converge), 2 on bad arguments.")]
 pub struct SimArgs {
@@ -66,7 +95,8 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0.1, value_parser = parse_loss)]
     loss: f64,
     /// Length in virtual seconds of the measured phase (loss: time under
-    /// loss; load: time measured; part: partition; pause: the stall).
+    /// loss; load: time measured; part: partition; pause: the stall;
+    /// churn: time restarting; slow: time slowed).
     #[arg(long, value_parser = parse_secs)]
     duration: Option<f64>,
     /// Seed of the run (random when not given, and printed).
@@ -75,12 +105,32 @@ pub struct SimArgs {
     /// Endpoint configuration preset and the network it is meant for.
     #[arg(long, value_enum, default_value_t = ProfileArg::Lan)]
     profile: ProfileArg,
-    /// Nodes the fail scenario crashes, one after the other (the time to
-    /// first suspicion is roughly exponential: the mean needs many crashes).
+    /// Nodes the fail scenario crashes one after the other (default 20: the
+    /// time to first suspicion is roughly exponential, so the mean needs
+    /// many crashes), or the slow scenario crashes during its run (default
+    /// 5).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    crashes: Option<u64>,
+    /// Keys the kv scenario writes, one after the other.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
-    crashes: u64,
-    /// Turn Lifeguard off (plain SWIM), for comparison.
-    #[arg(long)]
+    writes: u64,
+    /// Share of the nodes the churn scenario restarts each minute, in [0, 1).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+    churn: f64,
+    /// Share of the nodes the slow scenario slows down, in [0, 1).
+    #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
+    slow: f64,
+    /// Range MIN..MAX in seconds of the slow nodes' lateness: each draws
+    /// its mean lateness from it, then is late by that ± half of it for
+    /// every datagram and timer.
+    #[arg(long, default_value = "0.5..3", value_parser = parse_range)]
+    slow_delay: (Duration, Duration),
+    /// Failure-detector variant: Lifeguard and the phi veto switched off
+    /// for comparison, or all three in turn.
+    #[arg(long, value_enum, default_value_t = VariantArg::Full)]
+    variant: VariantArg,
+    /// Same as `--variant swim` (plain SWIM), kept for older scripts.
+    #[arg(long, conflicts_with = "variant")]
     no_lifeguard: bool,
     /// Print one JSON object per scenario per line instead of a table.
     #[arg(long)]
@@ -101,6 +151,28 @@ fn parse_loss(s: &str) -> Result<f64, String> {
         return Err(format!("must be a probability in [0, 1), got {p}"));
     }
     Ok(p)
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    parse_loss(s).map_err(|_| format!("must be a share in [0, 1), got {s}"))
+}
+
+fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX in seconds, got {s:?}"))?;
+    let secs = |x: &str| -> Result<Duration, String> {
+        let d: f64 = x.trim().parse().map_err(|e| format!("{x:?}: {e}"))?;
+        if !(0.0..=1e6).contains(&d) {
+            return Err(format!("{x:?} is not a number of seconds in 0..=1e6"));
+        }
+        Ok(Duration::from_secs_f64(d))
+    };
+    let (low, high) = (secs(low)?, secs(high)?);
+    if low > high {
+        return Err(format!("empty range {s:?}"));
+    }
+    Ok((low, high))
 }
 
 fn parse_secs(s: &str) -> Result<f64, String> {
@@ -132,14 +204,31 @@ pub fn run(args: SimArgs) -> ExitCode {
         ScenarioArg::Load => vec![Scenario::Load],
         ScenarioArg::Part => vec![Scenario::Part],
         ScenarioArg::Pause => vec![Scenario::Pause],
+        ScenarioArg::Kv => vec![Scenario::Kv],
+        ScenarioArg::Churn => vec![Scenario::Churn],
+        ScenarioArg::Slow => vec![Scenario::Slow],
+    };
+    let variants: Vec<Variant> = match args.variant {
+        _ if args.no_lifeguard => vec![Variant::Swim],
+        VariantArg::Swim => vec![Variant::Swim],
+        VariantArg::Lifeguard => vec![Variant::Lifeguard],
+        VariantArg::Full => vec![Variant::Full],
+        VariantArg::All => Variant::ALL.to_vec(),
     };
     let configs: Vec<ScenarioConfig> = scenarios
         .iter()
-        .map(|&sc| {
+        .flat_map(|&sc| variants.iter().map(move |&v| (sc, v)))
+        .map(|(sc, variant)| {
             let mut c = ScenarioConfig::new(sc, args.nodes, seed).with_profile(profile);
             c.loss = args.loss;
-            c.crashes = args.crashes as usize;
-            c.lifeguard = !args.no_lifeguard;
+            if let Some(k) = args.crashes {
+                c.crashes = k as usize;
+            }
+            c.writes = args.writes as usize;
+            c.churn = args.churn;
+            c.slow = args.slow;
+            c.slow_delay = args.slow_delay;
+            c.variant = variant;
             c.duration = args.duration.map(Duration::from_secs_f64);
             c
         })
@@ -150,31 +239,46 @@ pub fn run(args: SimArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let names = |xs: &mut dyn Iterator<Item = &'static str>| xs.collect::<Vec<_>>().join(", ");
     eprintln!(
-        "vinery sim: {} on {} nodes, profile {}, seed {seed} (repeat with --seed {seed})",
-        scenarios
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", "),
+        "vinery sim: {} on {} nodes, variant {}, profile {}, seed {seed} (repeat with --seed {seed})",
+        names(&mut scenarios.iter().map(|s| s.name())),
         args.nodes,
+        names(&mut variants.iter().map(|v| v.name())),
         profile,
     );
     let mut failed = false;
-    for c in &configs {
-        let mut display = ProgressDisplay::new();
-        let report = scenario::run(c, &mut |p| display.show(p));
-        display.clear();
-        failed |= !report.ok();
-        let mut out = std::io::stdout().lock();
-        let written = if args.json {
-            writeln!(out, "{}", to_json(&report))
-        } else {
-            write_table(&mut out, &report)
-        };
-        if written.and_then(|()| out.flush()).is_err() {
-            // stdout closed (e.g. piped into `head`): nothing more to say.
-            return ExitCode::SUCCESS;
+    for group in configs.chunks(variants.len()) {
+        let mut reports = Vec::new();
+        for c in group {
+            let label = match variants.len() {
+                1 => c.scenario.to_string(),
+                _ => format!("{}/{}", c.scenario, c.variant),
+            };
+            let mut display = ProgressDisplay::new(label);
+            let report = scenario::run(c, &mut |p| display.show(p));
+            display.clear();
+            failed |= !report.ok();
+            let mut out = std::io::stdout().lock();
+            let written = if args.json {
+                writeln!(out, "{}", to_json(&report))
+            } else {
+                write_table(&mut out, &report)
+            };
+            if written.and_then(|()| out.flush()).is_err() {
+                // stdout closed (e.g. piped into `head`): nothing more to say.
+                return ExitCode::SUCCESS;
+            }
+            reports.push(report);
+        }
+        if reports.len() > 1 && !args.json {
+            let mut out = std::io::stdout().lock();
+            if write_ablation(&mut out, &reports)
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                return ExitCode::SUCCESS;
+            }
         }
     }
     if failed {
@@ -187,6 +291,7 @@ pub fn run(args: SimArgs) -> ExitCode {
 /// Progress on stderr: one line rewritten in place on a terminal, an
 /// occasional line otherwise.
 struct ProgressDisplay {
+    label: String,
     tty: bool,
     started: Instant,
     last: Option<Instant>,
@@ -195,8 +300,9 @@ struct ProgressDisplay {
 }
 
 impl ProgressDisplay {
-    fn new() -> ProgressDisplay {
+    fn new(label: String) -> ProgressDisplay {
         ProgressDisplay {
+            label,
             tty: std::io::stderr().is_terminal(),
             started: Instant::now(),
             last: None,
@@ -221,7 +327,7 @@ impl ProgressDisplay {
         self.last_phase = p.phase;
         let line = format!(
             "{}: {} t={:.1}s {:>3.0}%  ({:.1}s wall)",
-            p.scenario,
+            self.label,
             p.phase,
             p.now.as_secs_f64(),
             p.fraction * 100.0,
@@ -263,6 +369,7 @@ fn to_json(r: &Report) -> String {
         ("nodes", json!(r.nodes)),
         ("seed", json!(r.seed)),
         ("profile", json!(r.profile.name())),
+        ("variant", json!(r.variant.name())),
         ("wall_s", json_value(&Value::Float(r.wall_s))),
         ("ok", json!(r.ok())),
     ];
@@ -283,8 +390,8 @@ fn to_json(r: &Report) -> String {
 fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
     writeln!(
         out,
-        "{} — {} nodes, profile {}, seed {}, {:.2} s wall",
-        r.scenario, r.nodes, r.profile, r.seed, r.wall_s
+        "{} — {} nodes, variant {}, profile {}, seed {}, {:.2} s wall",
+        r.scenario, r.nodes, r.variant, r.profile, r.seed, r.wall_s
     )?;
     if let Some(f) = &r.failure {
         writeln!(out, "  FAILED: {f}")?;
@@ -295,6 +402,32 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             unit => format!("{} {unit}", f.value),
         };
         writeln!(out, "  {:<24} {:>16}   {}", f.name, value, f.help)?;
+    }
+    writeln!(out)
+}
+
+/// The same scenario under each variant, side by side: one row per
+/// variant, one column per headline figure.
+fn write_ablation(out: &mut impl Write, reports: &[Report]) -> std::io::Result<()> {
+    let r0 = &reports[0];
+    writeln!(
+        out,
+        "ablation: {} — {} nodes, profile {}, seed {}",
+        r0.scenario, r0.nodes, r0.profile, r0.seed
+    )?;
+    let columns = r0.scenario.headline();
+    write!(out, "  {:<10}", "variant")?;
+    for c in columns {
+        write!(out, " {c:>16}")?;
+    }
+    writeln!(out)?;
+    for r in reports {
+        write!(out, "  {:<10}", r.variant.name())?;
+        for c in columns {
+            let v = r.get(c).map_or_else(|| "-".to_owned(), Value::to_string);
+            write!(out, " {v:>16}")?;
+        }
+        writeln!(out, "{}", if r.ok() { "" } else { "  (FAILED)" })?;
     }
     writeln!(out)
 }

@@ -14,6 +14,12 @@
 //! | `load` | steady state | `bytes_per_node_s`, `packets_per_node_s` |
 //! | `part` | 50/50 partition, then heal | `heal_s` |
 //! | `pause` | one node stalls for less than the suspicion timeout | `declared_dead_by`, `recovered_s` |
+//! | `kv` | at steady state, random nodes write a key one after the other | `p99_s`, `all_s`, `write_bytes_per_node` |
+//! | `churn` | a share of the nodes restart every minute; nodes write and delete keys | `stale_members`, `resurrected_keys`, `missing_keys` |
+//! | `slow` | some nodes handle everything late (CPU-starved); a few healthy nodes crash | `false_dead`, `false_suspect`, `detect_s` |
+//!
+//! [`Variant`] switches Lifeguard and the phi veto off, for the ablation
+//! (`swim` / `lifeguard` / `full`).
 //!
 //! Every report also carries `virtual_s` (virtual time simulated),
 //! `packets` (datagrams sent), `dropped` (datagrams the network dropped)
@@ -26,8 +32,41 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::{EventKind, NetworkConfig, NodeId, Sim};
+use super::{EventKind, LoggedEvent, NetworkConfig, NodeId, Sim};
 use crate::{suspicion_timeout, Config, MemberState, Time};
+
+mod churn;
+mod kv;
+mod slow;
+
+/// `Display` and `FromStr` for an enum of command-line words: each has
+/// `ALL` and `name()`, and parsing lists the accepted words when it fails.
+macro_rules! named_enum {
+    ($ty:ty, $what:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$ty, String> {
+                <$ty>::ALL
+                    .into_iter()
+                    .find(|x| x.name() == s)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = <$ty>::ALL.iter().map(|x| x.name()).collect();
+                        format!(
+                            "unknown {} {s:?} (expected one of {})",
+                            $what,
+                            names.join(", ")
+                        )
+                    })
+            }
+        }
+    };
+}
 
 /// How often convergence and similar conditions are checked.
 pub const CHECK_STEP: Duration = Duration::from_millis(100);
@@ -51,17 +90,31 @@ pub enum Scenario {
     /// One node stalls for less than the suspicion timeout; it must never
     /// be declared Dead.
     Pause,
+    /// At steady state, [`ScenarioConfig::writes`] random nodes set a key
+    /// one after the other; time until 99% and 100% of the nodes hold it.
+    Kv,
+    /// A share ([`ScenarioConfig::churn`]) of the nodes restart every
+    /// minute while nodes write and delete keys; members and keys seen
+    /// wrongly at the end.
+    Churn,
+    /// A share ([`ScenarioConfig::slow`]) of the nodes handle everything
+    /// late (see [`SlowConfig`](super::SlowConfig)) while a few healthy
+    /// nodes crash; healthy nodes declared Dead, and detection times.
+    Slow,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Join,
         Scenario::Fail,
         Scenario::Loss,
         Scenario::Load,
         Scenario::Part,
         Scenario::Pause,
+        Scenario::Kv,
+        Scenario::Churn,
+        Scenario::Slow,
     ];
 
     /// Its lowercase name, as on the command line.
@@ -73,38 +126,88 @@ impl Scenario {
             Scenario::Load => "load",
             Scenario::Part => "part",
             Scenario::Pause => "pause",
+            Scenario::Kv => "kv",
+            Scenario::Churn => "churn",
+            Scenario::Slow => "slow",
+        }
+    }
+
+    /// The figures that sum the scenario up, for comparison tables (the
+    /// `vinery sim --variant all` ablation).
+    pub fn headline(self) -> &'static [&'static str] {
+        match self {
+            Scenario::Join => &["converge_s"],
+            Scenario::Fail => &["first_suspect_s", "first_dead_s", "all_dead_s"],
+            Scenario::Loss => &["false_dead", "false_suspect", "suspect_events"],
+            Scenario::Load => &["bytes_per_node_s", "packets_per_node_s"],
+            Scenario::Part => &["heal_s"],
+            Scenario::Pause => &["suspected_by", "declared_dead_by", "recovered_s"],
+            Scenario::Kv => &["p99_s", "all_s", "all_s_max"],
+            Scenario::Churn => &["stale_members", "resurrected_keys", "missing_keys"],
+            Scenario::Slow => &[
+                "false_dead",
+                "false_dead_slow",
+                "false_suspect",
+                "false_suspect_slow",
+                "dead_events",
+                "vetoes",
+                "detect_s",
+                "detect_s_max",
+            ],
         }
     }
 
     /// The length of its measured phase when [`ScenarioConfig::duration`]
-    /// is `None`: `loss` 600 s of loss, `load` 60 s of measuring, `part` a
-    /// 60 s partition; `pause` pauses for 3/4 of the suspicion timeout
-    /// (computed at run time, so `None` here); `join` and `fail` have no
-    /// fixed phase.
+    /// is `None`: `loss` and `slow` 600 s, `churn` 300 s (five rounds of
+    /// restarts), `load` 60 s of measuring, `part` a 60 s partition;
+    /// `pause` pauses for 3/4 of the suspicion timeout (computed at run
+    /// time, so `None` here); `join`, `fail` and `kv` have no fixed phase.
     pub fn default_duration(self) -> Option<Duration> {
         match self {
-            Scenario::Loss => Some(Duration::from_secs(600)),
+            Scenario::Loss | Scenario::Slow => Some(Duration::from_secs(600)),
+            Scenario::Churn => Some(Duration::from_secs(300)),
             Scenario::Load | Scenario::Part => Some(Duration::from_secs(60)),
-            Scenario::Join | Scenario::Fail | Scenario::Pause => None,
+            Scenario::Join | Scenario::Fail | Scenario::Pause | Scenario::Kv => None,
         }
     }
 }
 
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+named_enum!(Scenario, "scenario");
+
+/// Which failure-detector extensions the nodes run: the ablation of
+/// `DESIGN.md` §5 (`slow`: false Deads with and without Lifeguard and phi).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Variant {
+    /// Plain SWIM: [`Config::lifeguard`] and [`Config::phi`] off.
+    Swim,
+    /// SWIM with Lifeguard, without the phi veto.
+    Lifeguard,
+    /// Lifeguard and the phi veto: the shipped configuration.
+    #[default]
+    Full,
+}
+
+impl Variant {
+    /// Every variant, from plain SWIM to the full protocol.
+    pub const ALL: [Variant; 3] = [Variant::Swim, Variant::Lifeguard, Variant::Full];
+
+    /// Its lowercase name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Swim => "swim",
+            Variant::Lifeguard => "lifeguard",
+            Variant::Full => "full",
+        }
+    }
+
+    /// Sets [`Config::lifeguard`] and [`Config::phi`] for this variant.
+    pub fn apply(self, config: &mut Config) {
+        config.lifeguard = self != Variant::Swim;
+        config.phi = self == Variant::Full;
     }
 }
 
-impl FromStr for Scenario {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Scenario, String> {
-        Scenario::ALL
-            .into_iter()
-            .find(|sc| sc.name() == s)
-            .ok_or_else(|| format!("unknown scenario {s:?}"))
-    }
-}
+named_enum!(Variant, "variant");
 
 /// A [`Config`] preset, with the network that goes with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -145,21 +248,7 @@ impl Profile {
     }
 }
 
-impl fmt::Display for Profile {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Profile {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Profile, String> {
-        Profile::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown profile {s:?} (expected lan, wan or local)"))
-    }
-}
+named_enum!(Profile, "profile");
 
 /// What to run. Build with [`ScenarioConfig::new`] and change fields.
 #[derive(Clone, Debug, PartialEq)]
@@ -180,12 +269,26 @@ pub struct ScenarioConfig {
     pub duration: Option<Duration>,
     /// Endpoint configuration preset.
     pub profile: Profile,
-    /// Lifeguard on or off (see [`Config::lifeguard`]). Default on.
-    pub lifeguard: bool,
-    /// How many nodes `fail` crashes, one after the other. Default 20: the
+    /// Which failure-detector extensions run (Lifeguard, phi). Default
+    /// [`Variant::Full`].
+    pub variant: Variant,
+    /// How many nodes `fail` crashes, one after the other (default 20: the
     /// time to first suspicion is roughly exponential, so its mean needs
-    /// many samples.
+    /// many samples), or `slow` crashes during its run (default 5, spread
+    /// evenly).
     pub crashes: usize,
+    /// How many keys `kv` writes, one after the other. Default 20.
+    pub writes: usize,
+    /// Share of the nodes `churn` restarts each minute (and, as many
+    /// again, nodes that delete a key). Default 0.1.
+    pub churn: f64,
+    /// Share of the nodes `slow` makes slow. Default 0.1.
+    pub slow: f64,
+    /// Range of the lateness of `slow`'s slow nodes: each draws its mean
+    /// lateness uniformly from it, and is then late by that ± half of it
+    /// per input ([`SlowConfig::around`](super::SlowConfig::around)).
+    /// Default 0.5 s to 3 s.
+    pub slow_delay: (Duration, Duration),
     /// The network. Default: the profile's ([`Profile::network`]).
     pub network: NetworkConfig,
     /// Upper bound on the wait for the initial convergence. Default 120 s.
@@ -203,8 +306,12 @@ impl ScenarioConfig {
             loss: 0.1,
             duration: None,
             profile: Profile::Lan,
-            lifeguard: true,
-            crashes: 20,
+            variant: Variant::Full,
+            crashes: if scenario == Scenario::Slow { 5 } else { 20 },
+            writes: 20,
+            churn: 0.1,
+            slow: 0.1,
+            slow_delay: (Duration::from_millis(500), Duration::from_secs(3)),
             network: Profile::Lan.network(),
             join_timeout: Duration::from_secs(120),
         }
@@ -221,8 +328,46 @@ impl ScenarioConfig {
     /// them).
     pub fn node_config(&self) -> Config {
         let mut c = self.profile.config();
-        c.lifeguard = self.lifeguard;
+        self.variant.apply(&mut c);
         c
+    }
+
+    /// The longest suspicion timeout of this cluster: the minimum times
+    /// [`Config::suspicion_max_timeout_mult`] with Lifeguard, the minimum
+    /// itself without (plain SWIM's timeout is fixed).
+    pub fn max_suspicion_timeout(&self) -> Duration {
+        let c = self.node_config();
+        let mult = if c.lifeguard {
+            c.suspicion_max_timeout_mult
+        } else {
+            1
+        };
+        self.suspicion_timeout() * mult
+    }
+
+    /// How many nodes `slow` slows down: the share [`ScenarioConfig::slow`]
+    /// of the cluster, rounded, and at least one when the share is not 0.
+    pub fn slow_count(&self) -> usize {
+        share(self.nodes, self.slow)
+    }
+
+    /// How many nodes `churn` restarts each minute (rounded like
+    /// [`ScenarioConfig::slow_count`]).
+    pub fn churn_count(&self) -> usize {
+        share(self.nodes, self.churn)
+    }
+
+    /// The measured phase's length: [`ScenarioConfig::duration`], or the
+    /// scenario's default.
+    ///
+    /// # Panics
+    ///
+    /// If neither is set (`join`, `fail`, `kv`, `pause` have no fixed
+    /// phase).
+    fn phase_length(&self) -> Duration {
+        self.duration
+            .or(self.scenario.default_duration())
+            .unwrap_or_else(|| panic!("{} has no default duration", self.scenario))
     }
 
     /// The minimum suspicion timeout of this cluster
@@ -258,6 +403,37 @@ impl ScenarioConfig {
                 ));
             }
         }
+        if self.scenario == Scenario::Churn && self.churn_count() >= self.nodes {
+            return Err(format!(
+                "churn restarts {} of {} nodes a minute: keep one up",
+                self.churn_count(),
+                self.nodes
+            ));
+        }
+        if self.scenario == Scenario::Kv && self.writes == 0 {
+            return Err("writes must be at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.churn) {
+            return Err(format!("churn must be in 0.0..1.0, got {}", self.churn));
+        }
+        if !(0.0..1.0).contains(&self.slow) {
+            return Err(format!("slow must be in 0.0..1.0, got {}", self.slow));
+        }
+        let (low, high) = self.slow_delay;
+        if low > high {
+            return Err(format!(
+                "slow delay range is empty: {low:?} is above {high:?}"
+            ));
+        }
+        if self.scenario == Scenario::Slow && self.slow_count() + self.crashes + 2 > self.nodes {
+            return Err(format!(
+                "slow makes {} of {} nodes slow and crashes {}: keep the seed and one more \
+                 healthy node up",
+                self.slow_count(),
+                self.nodes,
+                self.crashes
+            ));
+        }
         for (what, p) in [
             ("network loss", self.network.loss),
             ("network duplicate", self.network.duplicate),
@@ -270,6 +446,14 @@ impl ScenarioConfig {
         c.name = "n".into();
         c.validate().map_err(|e| e.to_string())
     }
+}
+
+/// `fraction` of `n`, rounded, but at least one when `fraction` is not 0.
+fn share(n: usize, fraction: f64) -> usize {
+    if fraction <= 0.0 {
+        return 0;
+    }
+    ((n as f64 * fraction).round() as usize).max(1)
 }
 
 /// A value in a report.
@@ -304,6 +488,23 @@ impl fmt::Display for Value {
             Value::Missing => f.write_str("-"),
         }
     }
+}
+
+/// The mean, or [`Value::Missing`] with no sample.
+fn mean(xs: &[f64]) -> Value {
+    if xs.is_empty() {
+        Value::Missing
+    } else {
+        Value::Float(xs.iter().sum::<f64>() / xs.len() as f64)
+    }
+}
+
+/// The maximum, or [`Value::Missing`] with no sample.
+fn max(xs: &[f64]) -> Value {
+    xs.iter()
+        .copied()
+        .reduce(f64::max)
+        .map_or(Value::Missing, Value::Float)
 }
 
 fn fmt_float(x: f64) -> String {
@@ -341,6 +542,8 @@ pub struct Report {
     pub seed: u64,
     /// The profile used.
     pub profile: Profile,
+    /// The failure-detector variant used.
+    pub variant: Variant,
     /// Wall-clock seconds the run took.
     pub wall_s: f64,
     /// Why the scenario could not finish (e.g. the cluster never
@@ -410,6 +613,9 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
         Scenario::Load => run.load(),
         Scenario::Part => run.part(),
         Scenario::Pause => run.pause(),
+        Scenario::Kv => run.kv(),
+        Scenario::Churn => run.churn(),
+        Scenario::Slow => run.slow(),
     };
     let s = run.sim.stats().clone();
     run.fig(
@@ -442,10 +648,51 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
         nodes: cfg.nodes,
         seed: cfg.seed,
         profile: cfg.profile,
+        variant: cfg.variant,
         wall_s: started.elapsed().as_secs_f64(),
         failure: outcome.err(),
         trace_hash: run.sim.trace_hash(),
         figures: run.figures,
+    }
+}
+
+/// False alarms counted from the event log (suspicions and deaths of nodes
+/// that were up).
+struct Alarms {
+    suspected: Vec<bool>,
+    failed: Vec<bool>,
+    suspect_events: u64,
+    dead_events: u64,
+    refutations_before: u64,
+}
+
+impl Alarms {
+    /// Counts the logged suspicions and deaths except those about nodes
+    /// for which `really_down` holds (crashed by the scenario).
+    fn count(&mut self, log: Vec<LoggedEvent>, really_down: impl Fn(NodeId) -> bool) {
+        for e in log {
+            let Some(m) = e.member else { continue };
+            if really_down(m) {
+                continue;
+            }
+            if e.kind == EventKind::Suspect {
+                self.suspect_events += 1;
+                self.suspected[m.index()] = true;
+            } else {
+                self.dead_events += 1;
+                self.failed[m.index()] = true;
+            }
+        }
+    }
+
+    /// Whether `n` was ever declared Dead.
+    fn declared_dead(&self, n: NodeId) -> bool {
+        self.failed[n.index()]
+    }
+
+    /// Whether `n` was ever suspected.
+    fn suspected(&self, n: NodeId) -> bool {
+        self.suspected[n.index()]
     }
 }
 
@@ -533,10 +780,22 @@ impl<'a> Run<'a> {
 
     /// Runs for `d`, reporting progress every second of virtual time and
     /// calling `each` after every step.
-    fn run_phase(&mut self, phase: &'static str, d: Duration, mut each: impl FnMut(&mut Sim)) {
+    fn run_phase(&mut self, phase: &'static str, d: Duration, each: impl FnMut(&mut Sim)) {
+        self.run_steps(phase, d, Duration::from_secs(1), each);
+    }
+
+    /// Runs for `d` in steps of `step`, reporting progress and calling
+    /// `each` after every step.
+    fn run_steps(
+        &mut self,
+        phase: &'static str,
+        d: Duration,
+        step: Duration,
+        mut each: impl FnMut(&mut Sim),
+    ) {
         let start = self.sim.now();
         let end = start + d;
-        let step = Duration::from_secs(1).min(d);
+        let step = step.min(d);
         while self.sim.now() < end {
             let next = (self.sim.now() + step).min(end);
             self.sim.run_until(next);
@@ -584,8 +843,96 @@ impl<'a> Run<'a> {
     }
 
     fn random_victim(&mut self) -> NodeId {
-        let candidates: Vec<NodeId> = self.sim.running().filter(|&n| n != self.nodes[0]).collect();
+        self.pick(|_| true)
+    }
+
+    /// A random running node other than node 0 (the seed) for which `ok`
+    /// holds.
+    ///
+    /// # Panics
+    ///
+    /// If there is none (the configs are validated so that there is).
+    fn pick(&mut self, ok: impl Fn(NodeId) -> bool) -> NodeId {
+        let candidates: Vec<NodeId> = self
+            .sim
+            .running()
+            .filter(|&n| n != self.nodes[0] && ok(n))
+            .collect();
         candidates[self.rng.random_range(0..candidates.len())]
+    }
+
+    /// Starts counting false alarms: logs suspicions and deaths from now
+    /// on. Returns the refutations so far, for [`Run::alarm_figures`].
+    fn watch_alarms(&mut self) -> Alarms {
+        self.sim
+            .log_events(&[EventKind::Suspect, EventKind::Failed]);
+        self.sim.take_event_log();
+        Alarms {
+            suspected: vec![false; self.sim.len()],
+            failed: vec![false; self.sim.len()],
+            suspect_events: 0,
+            dead_events: 0,
+            refutations_before: self.total(|s| s.refutations),
+        }
+    }
+
+    /// Stops logging and records what `alarms` counted: `false_dead`,
+    /// `false_suspect`, `suspect_events`, `dead_events`, `refutations`.
+    fn alarm_figures(&mut self, alarms: &Alarms) {
+        self.sim.log_events(&[]);
+        let count = |v: &[bool]| v.iter().filter(|&&b| b).count() as u64;
+        self.int(
+            "false_dead",
+            count(&alarms.failed),
+            "",
+            "healthy nodes ever declared Dead by anyone",
+        );
+        self.int(
+            "false_suspect",
+            count(&alarms.suspected),
+            "",
+            "healthy nodes ever suspected by anyone",
+        );
+        self.int(
+            "suspect_events",
+            alarms.suspect_events,
+            "",
+            "MemberSuspect events about healthy nodes, all nodes",
+        );
+        self.int(
+            "dead_events",
+            alarms.dead_events,
+            "",
+            "MemberFailed events about healthy nodes, all nodes",
+        );
+        let refutations = self.total(|s| s.refutations) - alarms.refutations_before;
+        self.int(
+            "refutations",
+            refutations,
+            "",
+            "suspicions refuted by their subject",
+        );
+    }
+
+    /// After a disturbance ends (named in the error), waits up to 120 s
+    /// until every node lists all running nodes again; records
+    /// `reconverge_s`.
+    fn reconverge(&mut self, disturbance: &str) -> Outcome {
+        let took = self.wait("reconverging", Duration::from_secs(120), Sim::full_view);
+        self.secs(
+            "reconverge_s",
+            took,
+            "after the disturbance ends, until every node lists all running nodes again",
+        );
+        match took {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "the cluster did not list all running nodes again within 120 s after {disturbance} \
+                 (smallest view {} of {})",
+                self.sim.min_live_view().unwrap_or(0),
+                self.sim.running_count()
+            )),
+        }
     }
 
     fn suspicion_figure(&mut self) -> Duration {
@@ -611,7 +958,7 @@ impl<'a> Run<'a> {
     }
 
     fn fail(&mut self) -> Outcome {
-        let min = self.suspicion_figure();
+        self.suspicion_figure();
         let interval = self.cfg.node_config().probe_interval;
         self.fig(
             "theory_first_detect_s",
@@ -623,8 +970,7 @@ impl<'a> Run<'a> {
         );
         self.converge()?;
         self.settle();
-        let max = min * self.cfg.node_config().suspicion_max_timeout_mult;
-        let timeout = max + Duration::from_secs(60);
+        let timeout = self.cfg.max_suspicion_timeout() + Duration::from_secs(60);
         self.sim
             .log_events(&[EventKind::Suspect, EventKind::Failed]);
         let (mut suspect, mut dead, mut all_dead) = (Vec::new(), Vec::new(), Vec::new());
@@ -665,13 +1011,6 @@ impl<'a> Run<'a> {
             }
         }
         self.sim.log_events(&[]);
-        let mean = |xs: &[f64]| {
-            if xs.is_empty() {
-                Value::Missing
-            } else {
-                Value::Float(xs.iter().sum::<f64>() / xs.len() as f64)
-            }
-        };
         self.int(
             "crashes",
             all_dead.len() as u64,
@@ -708,81 +1047,19 @@ impl<'a> Run<'a> {
     }
 
     fn loss(&mut self) -> Outcome {
-        let d = self
-            .cfg
-            .duration
-            .or(Scenario::Loss.default_duration())
-            .expect("loss has a default duration");
+        let d = self.cfg.phase_length();
         self.converge()?;
         self.settle();
-        let n = self.sim.len();
-        let (mut suspected, mut failed) = (vec![false; n], vec![false; n]);
-        let (mut suspect_events, mut dead_events) = (0u64, 0u64);
-        let refutations_before: u64 = self.total(|s| s.refutations);
-        self.sim
-            .log_events(&[EventKind::Suspect, EventKind::Failed]);
+        let mut alarms = self.watch_alarms();
         self.sim.set_loss(self.cfg.loss);
         self.run_phase("lossy", d, |sim| {
-            for e in sim.take_event_log() {
-                let Some(m) = e.member else { continue };
-                if e.kind == EventKind::Suspect {
-                    suspect_events += 1;
-                    suspected[m.index()] = true;
-                } else {
-                    dead_events += 1;
-                    failed[m.index()] = true;
-                }
-            }
+            alarms.count(sim.take_event_log(), |_| false)
         });
-        self.sim.log_events(&[]);
         self.sim.set_loss(self.cfg.network.loss);
-        let count = |v: &[bool]| v.iter().filter(|&&b| b).count() as u64;
         self.fig("loss", Value::Float(self.cfg.loss), "", "loss probability");
         self.secs("loss_s", Some(d), "time under loss");
-        self.int(
-            "false_dead",
-            count(&failed),
-            "",
-            "healthy nodes ever declared Dead by anyone",
-        );
-        self.int(
-            "false_suspect",
-            count(&suspected),
-            "",
-            "healthy nodes ever suspected by anyone",
-        );
-        self.int(
-            "suspect_events",
-            suspect_events,
-            "",
-            "MemberSuspect events, all nodes",
-        );
-        self.int(
-            "dead_events",
-            dead_events,
-            "",
-            "MemberFailed events, all nodes",
-        );
-        let refutations = self.total(|s| s.refutations) - refutations_before;
-        self.int(
-            "refutations",
-            refutations,
-            "",
-            "suspicions refuted by their subject",
-        );
-        let took = self.wait("reconverging", Duration::from_secs(120), Sim::full_view);
-        self.secs(
-            "reconverge_s",
-            took,
-            "after the loss ends, until every node lists all N again",
-        );
-        match took {
-            Some(_) => Ok(()),
-            None => Err(
-                "the cluster did not list all N live again within 120 s after the loss ended"
-                    .into(),
-            ),
-        }
+        self.alarm_figures(&alarms);
+        self.reconverge("the loss ended")
     }
 
     fn total(&self, f: impl Fn(&crate::Stats) -> u64) -> u64 {
@@ -793,11 +1070,7 @@ impl<'a> Run<'a> {
     }
 
     fn load(&mut self) -> Outcome {
-        let d = self
-            .cfg
-            .duration
-            .or(Scenario::Load.default_duration())
-            .expect("load has a default duration");
+        let d = self.cfg.phase_length();
         self.converge()?;
         self.settle();
         let snapshot = |sim: &Sim| -> Vec<(u64, u64)> {
@@ -812,7 +1085,6 @@ impl<'a> Run<'a> {
         self.run_phase("measuring", d, |_| {});
         let after = snapshot(&self.sim);
         let secs = d.as_secs_f64();
-        let n = before.len() as f64;
         let bytes: Vec<f64> = before
             .iter()
             .zip(&after)
@@ -823,29 +1095,23 @@ impl<'a> Run<'a> {
             .zip(&after)
             .map(|(b, a)| (a.1 - b.1) as f64 / secs)
             .collect();
-        let max = |xs: &[f64]| xs.iter().copied().fold(0.0, f64::max);
         self.secs("measure_s", Some(d), "time measured");
         self.fig(
             "bytes_per_node_s",
-            Value::Float(bytes.iter().sum::<f64>() / n),
+            mean(&bytes),
             "B/s",
             "mean bytes sent per node per second",
         );
         self.fig(
             "packets_per_node_s",
-            Value::Float(packets.iter().sum::<f64>() / n),
+            mean(&packets),
             "pkt/s",
             "mean datagrams sent per node per second",
         );
-        self.fig(
-            "bytes_per_node_s_max",
-            Value::Float(max(&bytes)),
-            "B/s",
-            "busiest node",
-        );
+        self.fig("bytes_per_node_s_max", max(&bytes), "B/s", "busiest node");
         self.fig(
             "packets_per_node_s_max",
-            Value::Float(max(&packets)),
+            max(&packets),
             "pkt/s",
             "busiest node",
         );
@@ -853,11 +1119,7 @@ impl<'a> Run<'a> {
     }
 
     fn part(&mut self) -> Outcome {
-        let d = self
-            .cfg
-            .duration
-            .or(Scenario::Part.default_duration())
-            .expect("part has a default duration");
+        let d = self.cfg.phase_length();
         self.converge()?;
         self.settle();
         let half = self.nodes.len() / 2;
@@ -899,7 +1161,7 @@ impl<'a> Run<'a> {
             .log_events(&[EventKind::Suspect, EventKind::Failed]);
         self.sim.take_event_log();
         self.sim.pause(victim, d);
-        let max = min * self.cfg.node_config().suspicion_max_timeout_mult;
+        let max = self.cfg.max_suspicion_timeout();
         self.run_phase("paused", d, |_| {});
         let recovered = self.wait("recovering", max + Duration::from_secs(30), |s| {
             s.everyone_sees(victim, MemberState::Alive)
