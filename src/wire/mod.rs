@@ -429,4 +429,6 @@ impl DatagramBuilder {
 }
 
 #[cfg(test)]
+mod differential;
+#[cfg(test)]
 mod tests;
