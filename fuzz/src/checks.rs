@@ -39,7 +39,8 @@ pub struct Decoded<'a> {
 pub fn check_decode(bytes: &[u8]) -> Decoded<'_> {
     // The raw input as one message, header or not: the widest differential
     // test of the hand-written decoder against the bincode definition.
-    check_same_decode(bytes);
+    // Either outcome is fine; only agreement matters.
+    let _ = check_same_decode(bytes);
     let fail = |e: WireError| Decoded {
         result: Err(e),
         messages: Vec::new(),
