@@ -31,10 +31,16 @@ pub struct Decoded<'a> {
 }
 
 /// Decodes `bytes` as a datagram of whatever cluster its header names, by
-/// every decoding API, and checks that they agree, that each step consumes
-/// at least one byte and stays inside the datagram, and that every decoded
-/// message round-trips (see [`check_round_trip`]).
+/// every decoding API, and checks that they agree (the hand-written decoder
+/// with the bincode definition too, on the whole input and on each message:
+/// see [`check_same_decode`]), that each step consumes at least one byte
+/// and stays inside the datagram, and that every decoded message
+/// round-trips (see [`check_round_trip`]).
 pub fn check_decode(bytes: &[u8]) -> Decoded<'_> {
+    // The raw input as one message, header or not: the widest differential
+    // test of the hand-written decoder against the bincode definition.
+    // Either outcome is fine; only agreement matters.
+    let _ = check_same_decode(bytes);
     let fail = |e: WireError| Decoded {
         result: Err(e),
         messages: Vec::new(),
@@ -96,7 +102,7 @@ pub fn check_decode(bytes: &[u8]) -> Decoded<'_> {
     let mut error = None;
     let mut offset = HEADER_LEN;
     while offset < bytes.len() {
-        match wire::decode_message(&bytes[offset..]) {
+        match check_same_decode(&bytes[offset..]) {
             Ok((msg, used)) => {
                 assert!(used > 0, "a message consumed no bytes at offset {offset}");
                 assert!(
@@ -146,14 +152,35 @@ pub fn check_decode(bytes: &[u8]) -> Decoded<'_> {
     }
 }
 
+/// Decodes one message from the start of `bytes` with
+/// [`wire::decode_message`] (the hand-written decoder) and checks that
+/// [`wire::decode_message_reference`] (serde + bincode, the format's
+/// definition) gives the same: the same message and length, or the same
+/// error. Returns the result.
+pub fn check_same_decode(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
+    let fast = wire::decode_message(bytes);
+    assert_eq!(
+        fast,
+        wire::decode_message_reference(bytes),
+        "the hand-written decoder disagrees with bincode"
+    );
+    fast
+}
+
 /// Checks that a message decoded from `used` bytes is valid, re-encodes
 /// (with [`wire::encode_message`] and with [`DatagramBuilder::push`], to the
-/// same bytes) into no more than `used` bytes, decodes back equal, and that
-/// the builder refuses it, unchanged, when one byte short.
+/// bytes [`wire::encode_message_reference`] gives) into no more than `used`
+/// bytes, decodes back equal, and that the builder refuses it, unchanged,
+/// when one byte short.
 pub fn check_round_trip(msg: &Message<'_>, used: usize) {
     assert_eq!(msg.validate(), Ok(()), "a decoded message must be valid");
     let encoded = wire::encode_message(msg);
     assert!(!encoded.is_empty(), "a valid message must encode");
+    assert_eq!(
+        encoded,
+        wire::encode_message_reference(msg),
+        "the hand-written encoder disagrees with bincode"
+    );
     assert!(
         encoded.len() <= used,
         "{:?} re-encodes to {} bytes, more than the {used} it was decoded from",

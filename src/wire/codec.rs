@@ -1,9 +1,12 @@
-//! The one place that knows the byte encoding of messages.
+//! The definition of the byte encoding of messages.
 //!
 //! Messages are serde types encoded with bincode 2 (variable-length integers,
-//! little endian) under a single configuration with a byte limit. bincode is
-//! no longer maintained upstream, so nothing outside this file names it:
-//! changing the format means changing this file and bumping
+//! little endian) under a single configuration with a byte limit. That is
+//! the format: `fast.rs` reads and writes the same bytes by hand for speed,
+//! and is tested against this file (the reference), never the other way
+//! round. bincode is no longer maintained upstream, so nothing outside the
+//! wire module names it: changing the format means changing this file (and
+//! `fast.rs` to match) and bumping
 //! [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
 
 use bincode::config::{Configuration, Limit, LittleEndian, Varint};
@@ -13,7 +16,7 @@ use super::WireError;
 
 /// Largest UDP payload; no message can claim more than this, so no decode can
 /// be talked into reserving more.
-const LIMIT: usize = super::MAX_DATAGRAM;
+pub(super) const LIMIT: usize = super::MAX_DATAGRAM;
 
 const CONFIG: Configuration<LittleEndian, Varint, Limit<LIMIT>> =
     bincode::config::standard().with_limit::<LIMIT>();

@@ -398,6 +398,10 @@ impl<'a> Message<'a> {
 
     /// Checks the limits serde cannot express: name and metadata lengths,
     /// bucket counts. Decoding calls it, so a decoded message is valid.
+    // Inlined into the decoder, where the message's kind is known, so only
+    // its own checks run, on fields still in registers (a call made the
+    // freshly decoded message go through memory, a large share of decode).
+    #[inline]
     pub fn validate(&self) -> Result<(), WireError> {
         match self {
             Message::Ping(p) => check_name(p.target),
