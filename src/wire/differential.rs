@@ -201,6 +201,31 @@ fn random_message(rng: &mut SmallRng) -> Message<'static> {
             state: state(rng),
             meta: meta(rng),
         }),
+        MessageKind::KvEntry => Message::KvEntry(KvEntry {
+            node: any_name(rng),
+            generation: u64_value(rng),
+            base: u64_value(rng),
+            version: u64_value(rng),
+            key: any_name(rng),
+            value: meta(rng),
+            expires_ms: u64_value(rng),
+            deleted: rng.random(),
+        }),
+        MessageKind::KvDigest => Message::KvDigest(KvDigest {
+            node: any_name(rng),
+            generation: u64_value(rng),
+            heartbeat: u64_value(rng),
+            max_version: u64_value(rng),
+        }),
+        MessageKind::KvPull => Message::KvPull(KvPull {
+            reply: rng.random(),
+            complete: rng.random(),
+        }),
+        MessageKind::KvReset => Message::KvReset(KvReset {
+            node: any_name(rng),
+            generation: u64_value(rng),
+            floor: u64_value(rng),
+        }),
     }
 }
 
@@ -503,6 +528,26 @@ fn near_limit(kind: MessageKind, big: usize, small: usize) -> Message<'static> {
             incarnation: 1,
             state: WireState::Dead,
             meta: Bytes(vec![7; big].leak()),
+        }),
+        MessageKind::KvEntry => Message::KvEntry(KvEntry {
+            node: "n",
+            generation: u64::MAX,
+            base: 1,
+            version: 2,
+            key: "k",
+            value: Bytes(vec![7; big].leak()),
+            expires_ms: u64::MAX,
+            deleted: false,
+        }),
+        MessageKind::KvDigest | MessageKind::KvReset => Message::KvDigest(KvDigest {
+            node: name(),
+            generation: u64::MAX,
+            heartbeat: 1,
+            max_version: u64::MAX,
+        }),
+        MessageKind::KvPull => Message::KvPull(KvPull {
+            reply: true,
+            complete: false,
         }),
     }
 }

@@ -37,8 +37,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use super::codec::{Bytes, DoesNotFit, LIMIT};
 use super::message::{
-    Ack, Alive, Dead, Join, JoinReply, Left, MemberEntry, Message, MessageKind, Nack, Ping,
-    PingReq, StateHash, Suspect, SyncReply, SyncRequest, WireState,
+    Ack, Alive, Dead, Join, JoinReply, KvDigest, KvEntry, KvPull, KvReset, Left, MemberEntry,
+    Message, MessageKind, Nack, Ping, PingReq, StateHash, Suspect, SyncReply, SyncRequest,
+    WireState,
 };
 use super::WireError;
 
@@ -67,6 +68,10 @@ const JOIN_REPLY: u8 = MessageKind::JoinReply as u8;
 const SYNC_REQUEST: u8 = MessageKind::SyncRequest as u8;
 const SYNC_REPLY: u8 = MessageKind::SyncReply as u8;
 const MEMBER: u8 = MessageKind::Member as u8;
+const KV_ENTRY: u8 = MessageKind::KvEntry as u8;
+const KV_DIGEST: u8 = MessageKind::KvDigest as u8;
+const KV_PULL: u8 = MessageKind::KvPull as u8;
+const KV_RESET: u8 = MessageKind::KvReset as u8;
 
 /// Which bytes of the buffer being decoded are already known to be UTF-8,
 /// so that a string among them costs a boundary check instead of a
@@ -424,6 +429,61 @@ impl<'a, 's> Reader<'a, 's> {
         })
     }
 
+    #[inline(always)]
+    fn kv_entry(&mut self) -> Result<KvEntry<'a>, WireError> {
+        let node = self.str()?;
+        let generation = self.u64()?;
+        let base = self.u64()?;
+        let version = self.u64()?;
+        let key = self.str()?;
+        let value = Bytes(self.bytes()?);
+        let expires_ms = self.u64()?;
+        let deleted = self.bool()?;
+        Ok(KvEntry {
+            node,
+            generation,
+            base,
+            version,
+            key,
+            value,
+            expires_ms,
+            deleted,
+        })
+    }
+
+    #[inline(always)]
+    fn kv_digest(&mut self) -> Result<KvDigest<'a>, WireError> {
+        let node = self.str()?;
+        let generation = self.u64()?;
+        let heartbeat = self.u64()?;
+        let max_version = self.u64()?;
+        Ok(KvDigest {
+            node,
+            generation,
+            heartbeat,
+            max_version,
+        })
+    }
+
+    #[inline(always)]
+    fn kv_pull(&mut self) -> Result<KvPull, WireError> {
+        let reply = self.bool()?;
+        let complete = self.bool()?;
+        Ok(KvPull { reply, complete })
+    }
+
+    #[inline(always)]
+    fn kv_reset(&mut self) -> Result<KvReset<'a>, WireError> {
+        let node = self.str()?;
+        let generation = self.u64()?;
+        let floor = self.u64()?;
+        Ok(KvReset {
+            node,
+            generation,
+            floor,
+        })
+    }
+
     /// The message of kind `tag` from the body; `None` for a tag without a
     /// hand-written decoder.
     #[inline(always)]
@@ -454,6 +514,10 @@ impl<'a, 's> Reader<'a, 's> {
             SYNC_REQUEST => self.sync_request().map(Message::SyncRequest),
             SYNC_REPLY => self.sync_reply().map(Message::SyncReply),
             MEMBER => self.member().map(Message::Member),
+            KV_ENTRY => self.kv_entry().map(Message::KvEntry),
+            KV_DIGEST => self.kv_digest().map(Message::KvDigest),
+            KV_PULL => self.kv_pull().map(Message::KvPull),
+            KV_RESET => self.kv_reset().map(Message::KvReset),
             _ => return None,
         })
     }
@@ -593,6 +657,13 @@ impl Writer<'_> {
             Message::SyncRequest(s) => self.sync_request(s),
             Message::SyncReply(s) => self.sync_reply(s),
             Message::Member(m) => self.member(m),
+            Message::KvEntry(e) => self.kv_entry(e),
+            Message::KvDigest(d) => self.kv_digest(d),
+            Message::KvPull(p) => self
+                .u8(KV_PULL)
+                .and_then(|()| self.bool(p.reply))
+                .and_then(|()| self.bool(p.complete)),
+            Message::KvReset(r) => self.kv_reset(r),
             // Kinds appended to `Message` later go through bincode until
             // they get a hand-written encoder; nothing to change here.
             #[allow(unreachable_patterns)]
@@ -678,6 +749,36 @@ impl Writer<'_> {
         self.u32(s.id)?;
         self.u64(s.mask)?;
         self.str(s.from)
+    }
+
+    #[inline(always)]
+    fn kv_entry(&mut self, e: &KvEntry<'_>) -> Result<(), DoesNotFit> {
+        self.u8(KV_ENTRY)?;
+        self.str(e.node)?;
+        self.u64(e.generation)?;
+        self.u64(e.base)?;
+        self.u64(e.version)?;
+        self.str(e.key)?;
+        self.bytes(e.value.0)?;
+        self.u64(e.expires_ms)?;
+        self.bool(e.deleted)
+    }
+
+    #[inline(always)]
+    fn kv_digest(&mut self, d: &KvDigest<'_>) -> Result<(), DoesNotFit> {
+        self.u8(KV_DIGEST)?;
+        self.str(d.node)?;
+        self.u64(d.generation)?;
+        self.u64(d.heartbeat)?;
+        self.u64(d.max_version)
+    }
+
+    #[inline(always)]
+    fn kv_reset(&mut self, r: &KvReset<'_>) -> Result<(), DoesNotFit> {
+        self.u8(KV_RESET)?;
+        self.str(r.node)?;
+        self.u64(r.generation)?;
+        self.u64(r.floor)
     }
 
     #[inline(always)]
@@ -801,6 +902,24 @@ pub(crate) fn encoded_len(msg: &Message<'_>) -> Option<usize> {
                 + 1
                 + bytes_len(m.meta.0)
         }
+        Message::KvEntry(e) => {
+            str_len(e.node)
+                + varint_len(e.generation)
+                + varint_len(e.base)
+                + varint_len(e.version)
+                + str_len(e.key)
+                + bytes_len(e.value.0)
+                + varint_len(e.expires_ms)
+                + 1
+        }
+        Message::KvDigest(d) => {
+            str_len(d.node)
+                + varint_len(d.generation)
+                + varint_len(d.heartbeat)
+                + varint_len(d.max_version)
+        }
+        Message::KvPull(_) => 2,
+        Message::KvReset(r) => str_len(r.node) + varint_len(r.generation) + varint_len(r.floor),
         // As in `Writer::message`.
         #[allow(unreachable_patterns)]
         _ => return None,
