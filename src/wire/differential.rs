@@ -584,9 +584,9 @@ fn huge_and_wide_varints_match_bincode() {
                 for fill in [0u8, 0xff, 0x7f] {
                     for tail in [0, 1, 2, 4, 8, 12] {
                         let mut b = vec![tag];
-                        b.extend(std::iter::repeat(1u8).take(pos - 1));
+                        b.extend(std::iter::repeat_n(1u8, pos - 1));
                         b.push(marker);
-                        b.extend(std::iter::repeat(fill).take(tail));
+                        b.extend(std::iter::repeat_n(fill, tail));
                         check_decode_all(&b);
                     }
                 }
