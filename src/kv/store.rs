@@ -225,8 +225,15 @@ pub(crate) struct KvStore {
 
 /// One owner's contribution to the store hash: it changes exactly when the
 /// owner's generation or max version does (heartbeats are left out so that
-/// a quiet cluster's hashes stay equal).
+/// a quiet cluster's hashes stay equal). A state that never held a version
+/// contributes nothing: such states are not replicated (a node creates its
+/// own empty one with its first digest, and peers create none for an owner
+/// without versions), so counting them would keep the hashes of a converged
+/// cluster apart forever, each mismatch starting another sync.
 fn contribution(node: &str, s: &NodeState) -> u64 {
+    if s.max_version == 0 {
+        return 0;
+    }
     let mut z = name_hash(node) ^ s.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z ^= s.max_version.wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
     z = (z ^ (z >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -400,6 +407,10 @@ mod tests {
         a.remove("n");
         b.remove("n");
         assert_eq!(a.hash32(), b.hash32());
+        assert_eq!(a.hash32(), [0; 4]);
+        // An owner's state without any version (as a node's own, created by
+        // its first digest) is not replicated, so it must not count.
+        a.with("empty", 1, |s| s.heartbeat += 1);
         assert_eq!(a.hash32(), [0; 4]);
     }
 
