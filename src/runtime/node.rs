@@ -318,6 +318,13 @@ impl Node {
         self.with_endpoint(|ep, _| ep.local_member())
     }
 
+    /// The 4-byte hash of this node's membership and key/value state that
+    /// peers compare on every probe (equal hashes: nothing to exchange).
+    /// Unchanged means nothing this node knows has changed.
+    pub fn state_hash(&self) -> Result<[u8; 4], NodeError> {
+        self.with_endpoint(|ep, _| ep.state_hash())
+    }
+
     /// Joins (also) through `addr` (`ip:port`, `[ipv6]:port` or
     /// `name:port`, resolved here, on the caller's thread): how a running
     /// node is pointed at a cluster it was not seeded with.
