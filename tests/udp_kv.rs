@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use common::{converged, hosted_cluster, wait_until, DEADLINE};
@@ -240,4 +241,44 @@ fn a_glob_subscription_receives_only_matching_key_events() {
     let stats = watcher.stats().unwrap().runtime.subscribers;
     assert_eq!(stats.len(), 3);
     assert!(stats.iter().all(|s| s.dropped == 0));
+}
+
+#[test]
+fn every_replica_reports_every_expiry_on_its_own_thread() {
+    // Standalone nodes: the owner's expiry tombstone and a replica's own
+    // expiry timer race across threads; the replica must still report the
+    // expiry (its loop runs due timers before reading datagrams).
+    let mut nodes: Vec<Node> = Vec::new();
+    for name in ["ttl0", "ttl1", "ttl2", "ttl3"] {
+        let seeds: Vec<_> = nodes
+            .first()
+            .and_then(Node::local_addr)
+            .into_iter()
+            .collect();
+        let mut node = Node::new(common::node_config(name, "127.0.0.1", &seeds));
+        node.start().unwrap();
+        nodes.push(node);
+    }
+    assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
+    let expiries: Vec<_> = nodes[1..]
+        .iter()
+        .map(|n| n.subscribe_filtered(EventFilter::kinds([EventKind::KeyExpired])))
+        .collect();
+    const KEYS: u64 = 20;
+    for i in 0..KEYS {
+        // Staggered by 37 ms: the expiries fall at every phase of the
+        // loops' millisecond timer granularity.
+        let ttl = Duration::from_millis(500 + 37 * i);
+        nodes[0].set_with_ttl(&format!("k{i}"), b"v", ttl).unwrap();
+    }
+    for (n, rx) in nodes[1..].iter().zip(&expiries) {
+        let mut seen = HashSet::new();
+        let end = std::time::Instant::now() + DEADLINE;
+        while seen.len() < KEYS as usize {
+            match rx.recv_deadline(end) {
+                Ok(e) => seen.insert(e.key().unwrap().to_owned()),
+                Err(_) => panic!("{}: only {} of {KEYS} expiries", n.name(), seen.len()),
+            };
+        }
+    }
 }
