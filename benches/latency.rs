@@ -1,8 +1,8 @@
 //! Key/value latency over loopback (issue 4): `set` on node A until
 //! `KeyUpdated` arrives on a subscription of node B, sample by sample.
 //!
-//! Three paths, interleaved sample by sample (each first in a third of the
-//! rounds) so that they share the machine's conditions:
+//! Three paths, interleaved sample by sample (in a random order each
+//! round) so that they share the machine's conditions:
 //!
 //! * `vinery`: two standalone nodes (LAN preset), converged. The time runs
 //!   from before `Node::set` on A (a command to A's loop, which writes and
@@ -202,12 +202,22 @@ fn main() {
     let mut keyed = Pair::new("keyed", vec![SecretKey::from_bytes([7; 32])]);
     let mut baseline = Baseline::new();
     let mut results: [Vec<Duration>; 4] = Default::default();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     for i in 0..WARMUP + samples {
-        // Each path goes first in a quarter of the rounds: the first sample
-        // after the pause also pays for waking the idle cores.
+        // A fresh random order each round: a sample's latency depends on
+        // what ran just before it (the first after the pause pays for
+        // waking idle cores; with a rotating order, the path that always
+        // came right after the `Node::get` measured ~15 µs slower at p50,
+        // whichever pair it was), so a fixed order would favour a path.
+        let mut order = [0, 1, 2, 3];
+        for k in (1..4).rev() {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            order.swap(k, (rng % (k as u64 + 1)) as usize);
+        }
         let mut round = [Duration::ZERO; 4];
-        for j in 0..4 {
-            let path = (i + j) % 4;
+        for path in order {
             round[path] = match path {
                 0 => plain.sample(),
                 1 => keyed.sample(),
@@ -232,7 +242,9 @@ fn main() {
     println!("  vinery        {}", percentiles(&mut p));
     println!("  vinery_keyed  {}", percentiles(&mut k));
     println!("  baseline      {}", percentiles(&mut b));
-    let mut set_calls = plain.set_times.split_off(WARMUP);
-    println!("  Node::set call   {}", percentiles(&mut set_calls));
-    println!("  Node::get call   {}", percentiles(&mut g));
+    for (name, pair) in [("", &mut plain), (", keyed", &mut keyed)] {
+        let mut set_calls = pair.set_times.split_off(WARMUP);
+        println!("  Node::set call{name:<7} {}", percentiles(&mut set_calls));
+    }
+    println!("  Node::get call        {}", percentiles(&mut g));
 }
