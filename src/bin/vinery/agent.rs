@@ -244,7 +244,9 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         };
         if let Err(e) = set {
             // Started and perhaps joined: leave, so peers see no failure.
-            let _ = node.leave(settings.leave_timeout);
+            if let Err(le) = node.leave(settings.leave_timeout) {
+                log::warn!("{name}: leaving after the failed --set: {le}");
+            }
             return Err(format!("--set {key}: {e}"));
         }
     }
