@@ -208,13 +208,13 @@ pub struct KvArgs {
 #[command(group(ArgGroup::new("action").required(true)))]
 pub struct KeysArgs {
     /// Install a key (base64): accepted from now on.
-    #[arg(long, value_parser = parse_key, group = "action")]
+    #[arg(long, value_name = "KEY", value_parser = parse_key, group = "action")]
     install: Option<SecretKey>,
     /// Make an installed key the primary, the one the agent seals with.
     #[arg(long = "use", value_name = "KEY", value_parser = parse_key, group = "action")]
     use_key: Option<SecretKey>,
     /// Remove a key (not the primary).
-    #[arg(long, value_parser = parse_key, group = "action")]
+    #[arg(long, value_name = "KEY", value_parser = parse_key, group = "action")]
     remove: Option<SecretKey>,
     /// List the keyring's fingerprints, primary first.
     #[arg(long, group = "action")]
