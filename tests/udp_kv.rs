@@ -8,7 +8,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use common::{converged, hosted_cluster, wait_until, DEADLINE};
+use common::{converged, hosted_cluster, standalone_nodes, wait_until, DEADLINE};
 use crossbeam_channel::Receiver;
 use vinery::runtime::{EventFilter, EventKind, Host, Node, NodeError};
 use vinery::{Event, KeyPattern, KvError};
@@ -248,17 +248,7 @@ fn every_replica_reports_every_expiry_on_its_own_thread() {
     // Standalone nodes: the owner's expiry tombstone and a replica's own
     // expiry timer race across threads; the replica must still report the
     // expiry (its loop runs due timers before reading datagrams).
-    let mut nodes: Vec<Node> = Vec::new();
-    for name in ["ttl0", "ttl1", "ttl2", "ttl3"] {
-        let seeds: Vec<_> = nodes
-            .first()
-            .and_then(Node::local_addr)
-            .into_iter()
-            .collect();
-        let mut node = Node::new(common::node_config(name, "127.0.0.1", &seeds));
-        node.start().unwrap();
-        nodes.push(node);
-    }
+    let nodes = standalone_nodes(&["ttl0", "ttl1", "ttl2", "ttl3"], "127.0.0.1", |_| {});
     assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
     let expiries: Vec<_> = nodes[1..]
         .iter()

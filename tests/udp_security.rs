@@ -9,7 +9,9 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{converged, hosted_cluster_with, node_config, state_of, wait_until, DEADLINE};
+use common::{
+    converged, hosted_cluster_with, node_config, standalone_nodes, state_of, wait_until, DEADLINE,
+};
 use crossbeam_channel::Receiver;
 use vinery::runtime::{EventFilter, EventKind, Host, Node, NodeError};
 use vinery::security::{seal_datagram, KeyError, SecretKey};
@@ -113,25 +115,6 @@ fn keys_rotate_across_a_running_cluster_without_false_failures() {
     );
 }
 
-/// A 3-node cluster keyed with `k`: standalone nodes, each on its own
-/// thread, so the barrage on one does not slow the others.
-fn standalone_keyed(ip: &str, k: &SecretKey) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for name in ["t0", "t1", "t2"] {
-        let seeds: Vec<_> = nodes
-            .first()
-            .and_then(Node::local_addr)
-            .into_iter()
-            .collect();
-        let mut config = node_config(name, ip, &seeds);
-        config.protocol.keys = vec![k.clone()];
-        let mut node = Node::new(config);
-        node.start().unwrap();
-        nodes.push(node);
-    }
-    nodes
-}
-
 fn now_ms() -> u64 {
     let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
     u64::try_from(since.as_millis()).unwrap()
@@ -166,7 +149,11 @@ fn snapshot(n: &Node) -> (Vec<(String, MemberState, u32)>, [u8; 4]) {
 #[test]
 fn hostile_datagrams_are_dropped_counted_and_change_nothing() {
     let k = key(7);
-    let nodes = standalone_keyed("127.0.0.1", &k);
+    // Standalone nodes, each on its own thread, so that the barrage on one
+    // does not slow the others.
+    let nodes = standalone_nodes(&["t0", "t1", "t2"], "127.0.0.1", |c| {
+        c.protocol.keys = vec![k.clone()]
+    });
     assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
     nodes[1].set("k", b"v").unwrap();
     let target = &nodes[0];

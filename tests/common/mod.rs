@@ -72,6 +72,25 @@ pub fn hosted_cluster_with(
     nodes
 }
 
+/// Standalone nodes (each on its own thread) named `names`, on `ip`, each
+/// seeded with the first and changed by `tweak` before it starts.
+pub fn standalone_nodes(names: &[&str], ip: &str, tweak: impl Fn(&mut NodeConfig)) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for name in names {
+        let seeds: Vec<_> = nodes
+            .first()
+            .and_then(Node::local_addr)
+            .into_iter()
+            .collect();
+        let mut config = node_config(name, ip, &seeds);
+        tweak(&mut config);
+        let mut node = Node::new(config);
+        node.start().unwrap();
+        nodes.push(node);
+    }
+    nodes
+}
+
 /// The state `observer` has for `name`, if it knows it (and is running).
 pub fn state_of(observer: &Node, name: &str) -> Option<MemberState> {
     let peers = observer.all_peers().ok()?;
