@@ -4,16 +4,19 @@
 //!   pings encoded with `vinery::wire` (the node's cluster header, its name
 //!   as target, its membership hash, so no anti-entropy is triggered) and
 //!   counts the acks, keeping [`WINDOW`] pings in flight.
+//! * `ping_flood/vinery_keyed`: the same against a node sealing with a
+//!   key (AES-256-GCM); the client seals its pings and opens the acks.
 //! * `ping_flood/echo`: the baseline, the same client against a raw UDP
 //!   echo loop (socket2 socket, mio poll, read until would-block, send each
 //!   datagram back): what the machine's UDP stack allows at all.
 //!
 //! Throughput is in pings answered (one datagram in, one out). The node's
 //! loop runs on one core, the client on the other. After criterion's runs,
-//! the two servers are measured again in alternating rounds and the median
-//! rates and their ratio are printed (the ratio under the same conditions),
-//! with pings answered per CPU-second of each server's thread: what one
-//! core does, whatever share of it other jobs left.
+//! the three servers are measured again in alternating rounds and the median
+//! rates and their ratios are printed (vinery to echo, keyed to plain: the
+//! ratios under the same conditions), with pings answered per CPU-second of
+//! each server's thread: what one core does, whatever share of it other
+//! jobs left.
 //!
 //! Run: `cargo bench --bench runtime -- --warm-up-time 1 --measurement-time 5`.
 
@@ -26,6 +29,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use mio::{Events, Interest, Poll, Token};
 use vinery::runtime::{Node, NodeConfig};
+use vinery::security::{open_datagram, Keyring, Sealer, SecretKey};
 use vinery::wire::{
     Ack, ClusterTag, Datagram, DatagramBuilder, Header, Message, Ping, DEFAULT_DATAGRAM,
 };
@@ -35,16 +39,20 @@ use vinery::{Config, Endpoint};
 /// socket buffers hold.
 const WINDOW: u64 = 256;
 const NAME: &str = "bench";
+/// Short: thread names ("vinery <name>") are cut at 15 bytes.
+const KEYED_NAME: &str = "bench-k";
 /// Alternating rounds of the same-conditions comparison, and their size.
 const ROUNDS: usize = 21;
 const ROUND_PINGS: u64 = 50_000;
 const ECHO_THREAD: &str = "echo server";
 
-/// Encodes one ping to the node.
+/// Encodes one ping to the node (sealed, for a keyed node).
 struct Pinger {
     header: Header,
+    target: &'static str,
     hash: [u8; 4],
     seq: u32,
+    sealer: Option<Sealer>,
 }
 
 impl Pinger {
@@ -53,16 +61,27 @@ impl Pinger {
         let mut b = DatagramBuilder::new(self.header, DEFAULT_DATAGRAM);
         b.push(&Message::Ping(Ping {
             seq: self.seq,
-            target: NAME,
+            target: self.target,
             hash: self.hash,
         }))
         .expect("a ping fits");
-        b.finish()
+        let plain = b.finish();
+        match &mut self.sealer {
+            Some(s) => s.seal(&plain, now_ms()),
+            None => plain,
+        }
     }
 }
 
+fn now_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    since.as_millis() as u64
+}
+
 /// What the client counts as an answer.
-type IsAnswer = fn(&[u8], ClusterTag) -> bool;
+type IsAnswer = Box<dyn Fn(&[u8]) -> bool>;
 
 fn is_ack(bytes: &[u8], cluster: ClusterTag) -> bool {
     Datagram::parse(bytes, cluster)
@@ -71,30 +90,73 @@ fn is_ack(bytes: &[u8], cluster: ClusterTag) -> bool {
         .is_some_and(|m| matches!(m, Ok(Message::Ack(Ack { .. }))))
 }
 
-fn is_echo(bytes: &[u8], _: ClusterTag) -> bool {
-    !bytes.is_empty()
+/// One server under test.
+struct Target {
+    name: &'static str,
+    /// The server's thread, for its CPU time.
+    thread: String,
+    addr: SocketAddr,
+    pinger: Pinger,
+    answer: IsAnswer,
+}
+
+/// A node named `name` (sealing with `key`), and how to ping it.
+fn node_target(bench: &'static str, name: &'static str, key: Option<SecretKey>) -> (Node, Target) {
+    let mut config = Config::lan().with_name(name);
+    config.keys = key.iter().cloned().collect();
+    let cluster = ClusterTag::from_name(&config.cluster_name);
+    let mut node = Node::new(NodeConfig::new(
+        config.clone(),
+        "127.0.0.1:0".parse().unwrap(),
+    ));
+    node.start().unwrap();
+    let addr = node.local_addr().unwrap();
+    // A lone node's membership hash depends only on its name and
+    // incarnation: a reference endpoint computes the one the node has.
+    let hash = Endpoint::new(config, addr, 0)
+        .unwrap()
+        .membership_hash()
+        .to_le_bytes();
+    let ring = key.map(Keyring::new);
+    let pinger = Pinger {
+        header: Header::new(cluster),
+        target: name,
+        hash,
+        seq: 0,
+        sealer: ring.as_ref().map(|r| Sealer::new(r, [9, 9, 9, 9], 0)),
+    };
+    let answer: IsAnswer = match ring {
+        Some(ring) => Box::new(move |bytes| {
+            open_datagram(&ring, bytes).is_ok_and(|(plain, _)| is_ack(&plain, cluster))
+        }),
+        None => Box::new(move |bytes| is_ack(bytes, cluster)),
+    };
+    let target = Target {
+        name: bench,
+        thread: format!("vinery {name}"),
+        addr,
+        pinger,
+        answer,
+    };
+    (node, target)
 }
 
 /// Sends pings to `server` until `n` answers came back, with [`WINDOW`] in
 /// flight; a window that goes unanswered for 50 ms counts as lost and is
 /// replaced. Returns the elapsed time and the pings lost.
-fn flood(
-    client: &UdpSocket,
-    server: SocketAddr,
-    pinger: &mut Pinger,
-    answer: IsAnswer,
-    n: u64,
-) -> (Duration, u64) {
+fn flood(client: &UdpSocket, target: &mut Target, n: u64) -> (Duration, u64) {
     let mut buf = vec![0u8; 65_536];
     let (mut got, mut in_flight, mut lost) = (0u64, 0u64, 0u64);
     let start = Instant::now();
     while got < n {
         while in_flight < WINDOW.min(n - got) {
-            client.send_to(&pinger.next(), server).expect("send");
+            client
+                .send_to(&target.pinger.next(), target.addr)
+                .expect("send");
             in_flight += 1;
         }
         match client.recv_from(&mut buf) {
-            Ok((len, _)) if answer(&buf[..len], pinger.header.cluster) => {
+            Ok((len, _)) if (target.answer)(&buf[..len]) => {
                 got += 1;
                 in_flight -= 1;
             }
@@ -179,91 +241,94 @@ fn echo_server(stop: Arc<AtomicBool>) -> (SocketAddr, JoinHandle<()>) {
 }
 
 fn ping_flood(c: &mut Criterion) {
-    let config = Config::lan().with_name(NAME);
-    let cluster = ClusterTag::from_name(&config.cluster_name);
-    let mut node = Node::new(NodeConfig::new(
-        config.clone(),
-        "127.0.0.1:0".parse().unwrap(),
-    ));
-    node.start().unwrap();
-    let server = node.local_addr().unwrap();
-    // A lone node's membership hash depends only on its name and
-    // incarnation: a reference endpoint computes the one the node has.
-    let hash = Endpoint::new(config, server, 0)
-        .unwrap()
-        .membership_hash()
-        .to_le_bytes();
-    let mut pinger = Pinger {
-        header: Header::new(cluster),
-        hash,
-        seq: 0,
-    };
+    let (node, vinery) = node_target("vinery", NAME, None);
+    let (keyed_node, keyed) = node_target(
+        "vinery_keyed",
+        KEYED_NAME,
+        Some(SecretKey::from_bytes([5; 32])),
+    );
     let client = client_socket();
     let stop = Arc::new(AtomicBool::new(false));
-    let (echo, thread) = echo_server(stop.clone());
-    let targets: [(&str, SocketAddr, IsAnswer); 2] =
-        [("vinery", server, is_ack), ("echo", echo, is_echo)];
+    let (echo_addr, thread) = echo_server(stop.clone());
+    let echo = Target {
+        name: "echo",
+        thread: ECHO_THREAD.into(),
+        addr: echo_addr,
+        pinger: Pinger {
+            header: vinery.pinger.header,
+            target: NAME,
+            hash: [0; 4],
+            seq: 0,
+            sealer: None,
+        },
+        answer: Box::new(|bytes| !bytes.is_empty()),
+    };
+    let mut targets = [vinery, keyed, echo];
 
     let mut group = c.benchmark_group("ping_flood");
     group.throughput(Throughput::Elements(1));
-    for (name, addr, answer) in targets {
+    for target in &mut targets {
         let mut lost = 0;
-        group.bench_function(name, |b| {
+        group.bench_function(target.name, |b| {
             b.iter_custom(|n| {
-                let (t, l) = flood(&client, addr, &mut pinger, answer, n);
+                let (t, l) = flood(&client, target, n);
                 lost += l;
                 t
             })
         });
-        eprintln!("{name}: {lost} pings lost in flight");
+        eprintln!("{}: {lost} pings lost in flight", target.name);
     }
     group.finish();
 
-    // Other jobs on a shared machine move both figures by tens of percent
-    // between criterion's two runs; alternating short rounds measures the
-    // ratio under the same conditions.
-    let threads = [format!("vinery {NAME}"), ECHO_THREAD.to_string()];
-    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
-    let mut busy = [Duration::ZERO; 2];
+    // Other jobs on a shared machine move the figures by tens of percent
+    // between criterion's runs; alternating short rounds measures the
+    // ratios under the same conditions.
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut busy = [Duration::ZERO; 3];
     for _ in 0..ROUNDS {
-        for (i, (_, addr, answer)) in targets.iter().enumerate() {
-            let cpu = thread_cpu(&threads[i]);
-            let (t, _) = flood(&client, *addr, &mut pinger, *answer, ROUND_PINGS);
-            busy[i] += thread_cpu(&threads[i]) - cpu;
+        for (i, target) in targets.iter_mut().enumerate() {
+            let cpu = thread_cpu(&target.thread);
+            let (t, _) = flood(&client, target, ROUND_PINGS);
+            busy[i] += thread_cpu(&target.thread) - cpu;
             rates[i].push(ROUND_PINGS as f64 / t.as_secs_f64());
         }
     }
-    let [vinery_rate, echo_rate] = rates.map(|mut r| {
+    let [plain_rate, keyed_rate, echo_rate] = rates.map(|mut r| {
         r.sort_by(f64::total_cmp);
         r[r.len() / 2]
     });
-    let per_cpu = busy.map(|b| (ROUNDS as u64 * ROUND_PINGS) as f64 / b.as_secs_f64());
+    let [plain_cpu, keyed_cpu, echo_cpu] =
+        busy.map(|b| (ROUNDS as u64 * ROUND_PINGS) as f64 / b.as_secs_f64());
     eprintln!(
-        "interleaved, {ROUNDS} rounds of {ROUND_PINGS} pings: vinery {:.0} pings/s, echo {:.0} pings/s \
-         (medians), ratio {:.2}; per CPU-second of the server thread: vinery {:.0}, echo {:.0}, \
-         ratio {:.2}",
-        vinery_rate,
-        echo_rate,
-        vinery_rate / echo_rate,
-        per_cpu[0],
-        per_cpu[1],
-        per_cpu[0] / per_cpu[1]
+        "interleaved, {ROUNDS} rounds of {ROUND_PINGS} pings (medians, pings/s): vinery {plain_rate:.0}, \
+         vinery_keyed {keyed_rate:.0}, echo {echo_rate:.0}; vinery/echo {:.2}, keyed/plain {:.2}",
+        plain_rate / echo_rate,
+        keyed_rate / plain_rate,
+    );
+    eprintln!(
+        "per CPU-second of the server thread: vinery {plain_cpu:.0}, vinery_keyed {keyed_cpu:.0}, \
+         echo {echo_cpu:.0}; vinery/echo {:.2}, keyed/plain {:.2}",
+        plain_cpu / echo_cpu,
+        keyed_cpu / plain_cpu,
     );
 
-    let stats = node.stats().unwrap();
-    assert_eq!(
-        stats.endpoint.syncs_started, 0,
-        "pings carried the node's hash"
-    );
-    assert!(
-        stats.endpoint.drops.is_empty(),
-        "{:?}",
-        stats.endpoint.drops
-    );
-    assert_eq!(
-        (stats.runtime.send_errors, stats.runtime.send_queue_drops),
-        (0, 0)
-    );
+    for node in [&node, &keyed_node] {
+        let stats = node.stats().unwrap();
+        assert_eq!(
+            stats.endpoint.syncs_started, 0,
+            "pings carried the node's hash"
+        );
+        assert!(
+            stats.endpoint.drops.is_empty(),
+            "{}: {:?}",
+            node.name(),
+            stats.endpoint.drops
+        );
+        assert_eq!(
+            (stats.runtime.send_errors, stats.runtime.send_queue_drops),
+            (0, 0)
+        );
+    }
     stop.store(true, Ordering::Relaxed);
     thread.join().unwrap();
 }

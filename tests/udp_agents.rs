@@ -1,15 +1,19 @@
-//! Five `vinery agent` processes on loopback: one is killed with SIGKILL
+//! `vinery agent` processes on loopback. Five: one is killed with SIGKILL
 //! and the others report it failed through `vinery members --json`; one
 //! leaves through `vinery leave`, one on SIGTERM, and both are seen as left.
+//! Three, encrypted: key/value state through `vinery set`, `get`, `delete`
+//! and `kv`, events printed by the agents, and a key rotation through
+//! `vinery keys` that leaves the keyring files rewritten.
 
 mod common;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::agents::{self, kill_all, VINERY};
+use common::agents::{self, client_args, kill_all, VINERY};
 use common::{wait_until, DEADLINE};
 use serde_json::Value as Json;
+use vinery::security::SecretKey;
 
 /// The agents of one test; killed (and their sockets removed) however the
 /// test ends.
@@ -19,8 +23,10 @@ struct Agents {
 }
 
 impl Agents {
-    fn new() -> Agents {
-        let dir = std::env::temp_dir().join(format!("vinery-agents-{}", std::process::id()));
+    /// Agents whose sockets and files live in a directory of their own
+    /// (`tag` tells the tests of one process apart).
+    fn new(tag: &str) -> Agents {
+        let dir = std::env::temp_dir().join(format!("vinery-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Agents {
             dir,
@@ -33,6 +39,12 @@ impl Agents {
     }
 
     fn start(&mut self, i: usize, join: Option<&str>) {
+        self.start_with(i, join, &[], Stdio::null());
+    }
+
+    /// Starts agent `i` with `extra` arguments, its events going to
+    /// `stdout`.
+    fn start_with(&mut self, i: usize, join: Option<&str>, extra: &[String], stdout: Stdio) {
         let mut cmd = Command::new(VINERY);
         cmd.args([
             "agent",
@@ -45,11 +57,42 @@ impl Agents {
         .args(["--name", &format!("a{i}"), "--log-level", "warn"])
         .arg("--control")
         .arg(self.control(i))
-        .stdout(Stdio::null());
+        .args(extra)
+        .stdout(stdout);
         if let Some(seed) = join {
             cmd.args(["--join", seed]);
         }
         self.children.push(cmd.spawn().unwrap());
+    }
+
+    /// The address agent `i` advertises, once it answers.
+    fn addr(&self, i: usize) -> String {
+        let mut addr = None;
+        assert!(wait_until(DEADLINE, || {
+            addr = self.client(i, "members").and_then(|m| {
+                let me = format!("a{i}");
+                let list = m["members"].as_array()?.clone();
+                let entry = list.into_iter().find(|e| e["name"] == me.as_str())?;
+                entry["addr"].as_str().map(String::from)
+            });
+            addr.is_some()
+        }));
+        addr.unwrap()
+    }
+
+    /// Whether each of `agents` lists them all, alive.
+    fn converged(&self, agents: &[usize]) -> bool {
+        agents.iter().all(|&i| {
+            self.client(i, "members").is_some_and(|m| {
+                let list = m["members"].as_array().unwrap().clone();
+                list.len() == agents.len() && list.iter().all(|m| m["state"] == "alive")
+            })
+        })
+    }
+
+    /// `vinery <args…> --json` against agent `i`, if it answers.
+    fn run(&self, i: usize, args: &[&str]) -> Option<Json> {
+        client_args(args, &self.control(i))
     }
 
     /// `vinery <cmd> --json` against agent `i`, if it answers.
@@ -73,27 +116,14 @@ impl Drop for Agents {
 
 #[test]
 fn agents_detect_a_killed_process_and_see_departures() {
-    let mut agents = Agents::new();
+    let mut agents = Agents::new("agents");
     agents.start(0, None);
-    let mut seed = None;
-    assert!(wait_until(DEADLINE, || {
-        seed = agents
-            .client(0, "members")
-            .map(|m| m["members"][0]["addr"].clone());
-        seed.is_some()
-    }));
-    let seed = seed.unwrap().as_str().unwrap().to_string();
+    let seed = agents.addr(0);
     for i in 1..5 {
         agents.start(i, Some(&seed));
     }
-    let everyone = [0, 1, 2, 3, 4];
     assert!(
-        wait_until(DEADLINE, || everyone.iter().all(|&i| {
-            agents.client(i, "members").is_some_and(|m| {
-                let list = m["members"].as_array().unwrap().clone();
-                list.len() == 5 && list.iter().all(|m| m["state"] == "alive")
-            })
-        })),
+        wait_until(DEADLINE, || agents.converged(&[0, 1, 2, 3, 4])),
         "the agents did not converge"
     );
 
@@ -125,4 +155,161 @@ fn agents_detect_a_killed_process_and_see_departures() {
     let stats = agents.client(0, "stats").unwrap();
     assert!(stats["stats"]["runtime"]["recv_buffer"].as_u64().unwrap() > 0);
     assert!(stats["stats"]["endpoint"]["packets_in"].as_u64().unwrap() > 0);
+}
+
+fn base64_key(b: u8) -> String {
+    SecretKey::from_bytes([b; 32]).to_base64()
+}
+
+#[test]
+fn encrypted_agents_share_keys_and_rotate_through_the_control_socket() {
+    let mut agents = Agents::new("kv-agents");
+    let (k1, k2) = (base64_key(1), base64_key(2));
+    let keyring = |i: usize| agents.dir.join(format!("a{i}.keys"));
+    for i in [0, 2] {
+        std::fs::write(keyring(i), format!("# test keyring\n\n{k1}\n")).unwrap();
+        let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+        std::fs::set_permissions(keyring(i), private).unwrap();
+    }
+    let events = agents.dir.join("a1.events");
+    let (ring0, ring2) = (keyring(0), keyring(2));
+    let arg = |s: &str| s.to_string();
+    agents.start_with(
+        0,
+        None,
+        &[
+            arg("--keyring-file"),
+            ring0.display().to_string(),
+            arg("--set"),
+            arg("lease=held"),
+            arg("--set"),
+            arg("role=seed"),
+            arg("--ttl"),
+            arg("8s"),
+        ],
+        Stdio::null(),
+    );
+    let seed = agents.addr(0);
+    let stdout = std::fs::File::create(&events).unwrap();
+    agents.start_with(1, Some(&seed), &[arg("--key"), k1.clone()], stdout.into());
+    agents.start_with(
+        2,
+        Some(&seed),
+        &[
+            arg("--keyring-file"),
+            ring2.display().to_string(),
+            arg("--allow"),
+            arg("127.0.0.0/8"),
+        ],
+        Stdio::null(),
+    );
+    let all = [0, 1, 2];
+    assert!(
+        wait_until(DEADLINE, || agents.converged(&all)),
+        "no convergence"
+    );
+
+    // Key/value state through the control socket.
+    let set = agents
+        .run(1, &["set", "color", "blue"])
+        .expect("vinery set");
+    assert!(set["version"].as_u64().unwrap() >= 1);
+    assert!(wait_until(DEADLINE, || agents
+        .run(0, &["get", "color", "--node", "a1"])
+        .is_some_and(|g| g["value"] == "blue" && g["node"] == "a1")));
+    let own = agents.run(1, &["get", "color"]).expect("own key");
+    assert_eq!(own["value"], "blue");
+    assert!(wait_until(DEADLINE, || agents
+        .run(2, &["kv", "--prefix", "co"])
+        .is_some_and(|kv| kv["entries"]
+            .as_array()
+            .is_some_and(|e| e.len() == 1 && e[0]["key"] == "color"))));
+    let kv = agents.run(2, &["kv", "--glob", "*"]).unwrap();
+    let lease = kv["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == "lease")
+        .cloned();
+    // Set with --ttl at start: it carries its expiry (unless already gone).
+    if let Some(lease) = lease {
+        assert!(lease["expires_ms"].as_u64().is_some(), "{lease}");
+    }
+    agents
+        .run(1, &["set", "tmp", "x", "--ttl", "300ms"])
+        .expect("set with a TTL");
+    assert!(agents.run(1, &["delete", "color"]).is_some());
+    assert!(
+        wait_until(DEADLINE, || agents
+            .run(0, &["get", "color", "--node", "a1"])
+            .is_none()
+            && agents.run(0, &["get", "tmp", "--node", "a1"]).is_none()),
+        "the delete and the expiry did not reach a0"
+    );
+    assert!(
+        agents.run(1, &["set", "", "x"]).is_none(),
+        "an empty key is refused"
+    );
+
+    // Rotation, one step on every agent at a time.
+    let fingerprints = |i: usize| -> Vec<(String, bool)> {
+        let list = agents
+            .run(i, &["keys", "--list"])
+            .expect("vinery keys --list");
+        list["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["fingerprint"].as_str().unwrap().into(),
+                    k["primary"] == true,
+                )
+            })
+            .collect()
+    };
+    let print = |b: u8| SecretKey::from_bytes([b; 32]).fingerprint();
+    assert_eq!(fingerprints(1), [(print(1), true)]);
+    for step in [["--install", &k2], ["--use", &k2], ["--remove", &k1]] {
+        for &i in &all {
+            let answer = agents.run(i, &["keys", step[0], step[1]]);
+            assert!(answer.is_some(), "a{i}: vinery keys {}", step[0]);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    for &i in &all {
+        assert_eq!(fingerprints(i), [(print(2), true)], "a{i}");
+    }
+    assert!(
+        agents.run(0, &["keys", "--remove", &k2]).is_none(),
+        "the primary cannot be removed"
+    );
+    for ring in [&ring0, &ring2] {
+        let text = std::fs::read_to_string(ring).unwrap();
+        assert!(
+            text.contains(&k2) && !text.contains(&k1),
+            "keyring file not rewritten: {text}"
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(&ring.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the rewritten keyring is private");
+    }
+    assert!(agents.converged(&all), "the rotation broke the cluster");
+    assert!(all.iter().all(|&i| agents
+        .run(i, &["members"])
+        .is_some_and(|m| !m.to_string().contains("dead"))));
+
+    // Agent a1 printed the key events it saw, as JSON lines.
+    assert!(wait_until(DEADLINE, || {
+        let text = std::fs::read_to_string(&events).unwrap_or_default();
+        let lines: Vec<Json> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let saw = |event: &str, key: &str| {
+            lines
+                .iter()
+                .any(|l| l["event"] == event && l["key"] == key && l["node"] == "a0")
+        };
+        saw("key_updated", "role") && saw("key_expired", "lease")
+    }));
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{converged, node_config, state_of, wait_until, DEADLINE};
+use common::{converged, hosted_cluster, state_of, wait_until, DEADLINE};
 use vinery::runtime::{Host, Node};
 use vinery::MemberState;
 
@@ -20,29 +20,17 @@ fn all_others_see(nodes: &[Node], name: &str, want: MemberState) -> bool {
         .all(|n| state_of(n, name) == Some(want))
 }
 
-fn start_cluster(host: &Host, n: usize) -> Vec<Node> {
-    let mut nodes: Vec<Node> = Vec::new();
-    for i in 0..n {
-        // Three seeds, like a real deployment: the first nodes started.
-        let seeds: Vec<_> = nodes.iter().take(3).filter_map(Node::local_addr).collect();
-        let mut node = host.node(node_config(&format!("n{i:02}"), "127.0.0.1", &seeds));
-        node.start().unwrap();
-        nodes.push(node);
-    }
-    nodes
-}
-
 #[test]
 fn cluster_of_256_on_one_thread_converges() {
     let host = Host::new().unwrap();
-    let nodes = start_cluster(&host, 256);
+    let nodes = hosted_cluster(&host, "n", 256);
     assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
 }
 
 #[test]
 fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
     let host = Host::new().unwrap();
-    let mut nodes = start_cluster(&host, N);
+    let mut nodes = hosted_cluster(&host, "n", N);
     assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
 
     let victim = "n17";

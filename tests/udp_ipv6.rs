@@ -5,8 +5,7 @@ mod common;
 
 use std::net::UdpSocket;
 
-use common::{converged, node_config, wait_until, DEADLINE};
-use vinery::runtime::Node;
+use common::{converged, standalone_nodes, wait_until, DEADLINE};
 
 #[test]
 fn three_nodes_on_ipv6_loopback_converge() {
@@ -14,17 +13,9 @@ fn three_nodes_on_ipv6_loopback_converge() {
         println!("skipped: no IPv6 loopback on this machine ({e})");
         return;
     }
-    let mut nodes: Vec<Node> = Vec::new();
-    for name in ["v6-a", "v6-b", "v6-c"] {
-        let seeds: Vec<_> = nodes
-            .first()
-            .and_then(Node::local_addr)
-            .into_iter()
-            .collect();
-        let mut node = Node::new(node_config(name, "::1", &seeds));
-        node.start().unwrap();
-        assert!(node.config().seeds.iter().all(|s| s.starts_with("[::1]:")));
-        nodes.push(node);
+    let nodes = standalone_nodes(&["v6-a", "v6-b", "v6-c"], "::1", |_| {});
+    for n in &nodes {
+        assert!(n.config().seeds.iter().all(|s| s.starts_with("[::1]:")));
     }
     assert!(wait_until(DEADLINE, || converged(&nodes)));
     for n in &nodes {

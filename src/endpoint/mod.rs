@@ -377,6 +377,10 @@ impl Endpoint {
             return Err(e);
         }
         self.observe_time(now);
+        // Expiries due by now happen before what this datagram says: an
+        // owner's expiry tombstone arriving a moment before the replica's
+        // own timer must not hide the `KeyExpired` the replica owes.
+        self.run_kv_timers(now);
         if self.left {
             self.stats.drop("after_leave");
             return Ok(());

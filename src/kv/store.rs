@@ -225,11 +225,12 @@ pub(crate) struct KvStore {
 
 /// One owner's contribution to the store hash: it changes exactly when the
 /// owner's generation or max version does (heartbeats are left out so that
-/// a quiet cluster's hashes stay equal).
+/// a quiet cluster's hashes stay equal). A state that never held a version
+/// contributes nothing: such states are not replicated (a node creates its
+/// own empty one with its first digest, and peers create none for an owner
+/// without versions), so counting them would keep the hashes of a converged
+/// cluster apart forever, each mismatch starting another sync.
 fn contribution(node: &str, s: &NodeState) -> u64 {
-    // An owner that never wrote (a node's own state, created by its first
-    // digest) holds nothing to exchange: it must hash as absent, or every
-    // node that pulled differs from all others for good.
     if s.max_version == 0 {
         return 0;
     }
@@ -406,6 +407,10 @@ mod tests {
         a.remove("n");
         b.remove("n");
         assert_eq!(a.hash32(), b.hash32());
+        assert_eq!(a.hash32(), [0; 4]);
+        // An owner's state without any version (as a node's own, created by
+        // its first digest) is not replicated, so it must not count.
+        a.with("empty", 1, |s| s.heartbeat += 1);
         assert_eq!(a.hash32(), [0; 4]);
     }
 

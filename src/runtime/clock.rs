@@ -8,7 +8,7 @@
 //! holds time still until it catches up (timers stall for the size of the
 //! step), and a clock stepped forward fires due timers at once.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::Time;
 
@@ -28,11 +28,19 @@ impl WallClock {
 }
 
 fn system_now() -> Time {
-    // A clock set before 1970 reads as the epoch; `now` then holds still.
-    let since = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    time_of(SystemTime::now())
+}
+
+/// `t` as the endpoint's time. A time before 1970 reads as the epoch (and
+/// the clock then holds still); one past 2554 as the end of time.
+pub(crate) fn time_of(t: SystemTime) -> Time {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     Time::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The endpoint's time `t` as a `SystemTime`.
+pub(crate) fn system_time_of(t: Time) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(t.as_nanos())
 }
 
 #[cfg(test)]
@@ -47,5 +55,12 @@ mod tests {
         assert!(a.as_nanos() > 1_577_836_800_000_000_000);
         clock.last = Time::from_nanos(u64::MAX - 1);
         assert_eq!(clock.now(), Time::from_nanos(u64::MAX - 1));
+    }
+
+    #[test]
+    fn system_times_convert_both_ways() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(system_time_of(time_of(t)), t);
+        assert_eq!(time_of(UNIX_EPOCH - Duration::from_secs(1)), Time::ZERO);
     }
 }

@@ -14,14 +14,16 @@
 //! moves bytes, time and commands, and counts everything it cannot move
 //! ([`RuntimeStats`]). Problems are logged through the `log` facade.
 //!
-//! The pieces, one file each: `node` (the handle and its config), `host`,
-//! `reactor` (the event loop), `driver` (one endpoint on a loop), `socket`
-//! (binding and the send queue), `clock`, `resolve` (seeds), `subscribe`
-//! (event fan-out and filters), `stats`.
+//! The pieces, one file each: `node` (the handle, its config and keyring
+//! calls), `kv` (the handle's key/value calls), `host`, `reactor` (the event
+//! loop), `driver` (one endpoint on a loop), `socket` (binding and the send
+//! queue), `clock`, `resolve` (seeds), `subscribe` (event fan-out and
+//! filters), `stats`.
 
 mod clock;
 mod driver;
 mod host;
+mod kv;
 mod node;
 mod reactor;
 mod resolve;
@@ -33,11 +35,13 @@ use std::fmt;
 use std::io;
 
 pub use host::Host;
+pub use kv::KeyEntry;
 pub use node::{Node, NodeConfig};
 pub use stats::{NodeStats, RuntimeStats, SubscriberStats};
 pub use subscribe::{EventFilter, EventKind};
 
-use crate::ConfigError;
+use crate::security::KeyError;
+use crate::{ConfigError, KvError};
 
 /// Why a [`Node`] call failed.
 #[derive(Debug)]
@@ -62,6 +66,10 @@ pub enum NodeError {
         /// Why it did not resolve.
         reason: String,
     },
+    /// A key/value write refused (nothing was written).
+    Kv(KvError),
+    /// A keyring change refused (the keyring is unchanged).
+    Key(KeyError),
 }
 
 impl fmt::Display for NodeError {
@@ -72,6 +80,8 @@ impl fmt::Display for NodeError {
             NodeError::NotRunning => f.write_str("the node is not running"),
             NodeError::AlreadyRunning => f.write_str("the node is already running"),
             NodeError::Resolve { spec, reason } => write!(f, "cannot resolve {spec}: {reason}"),
+            NodeError::Kv(e) => write!(f, "write refused: {e}"),
+            NodeError::Key(e) => write!(f, "keyring change refused: {e}"),
         }
     }
 }
@@ -81,6 +91,8 @@ impl std::error::Error for NodeError {
         match self {
             NodeError::Config(e) => Some(e),
             NodeError::Io { source, .. } => Some(source),
+            NodeError::Kv(e) => Some(e),
+            NodeError::Key(e) => Some(e),
             _ => None,
         }
     }
@@ -89,5 +101,17 @@ impl std::error::Error for NodeError {
 impl From<ConfigError> for NodeError {
     fn from(e: ConfigError) -> NodeError {
         NodeError::Config(e)
+    }
+}
+
+impl From<KvError> for NodeError {
+    fn from(e: KvError) -> NodeError {
+        NodeError::Kv(e)
+    }
+}
+
+impl From<KeyError> for NodeError {
+    fn from(e: KeyError) -> NodeError {
+        NodeError::Key(e)
     }
 }

@@ -16,6 +16,7 @@ use super::socket;
 use super::stats::NodeStats;
 use super::subscribe::{EventFilter, Subscribers};
 use super::NodeError;
+use crate::security::{KeyError, SecretKey};
 use crate::{Config, ConfigError, Endpoint, Event, Member, MemberState, Time};
 
 /// Everything a [`Node`] needs: where to listen, what to advertise, whom
@@ -317,6 +318,13 @@ impl Node {
         self.with_endpoint(|ep, _| ep.local_member())
     }
 
+    /// The 4-byte hash of this node's membership and key/value state that
+    /// peers compare on every probe (equal hashes: nothing to exchange).
+    /// Unchanged means nothing this node knows has changed.
+    pub fn state_hash(&self) -> Result<[u8; 4], NodeError> {
+        self.with_endpoint(|ep, _| ep.state_hash())
+    }
+
     /// Joins (also) through `addr` (`ip:port`, `[ipv6]:port` or
     /// `name:port`, resolved here, on the caller's thread): how a running
     /// node is pointed at a cluster it was not seeded with.
@@ -336,6 +344,63 @@ impl Node {
         Ok(())
     }
 
+    /// Adds `key` to the keyring: datagrams sealed with it are accepted
+    /// from now on. On a node without keys it becomes the primary and the
+    /// node starts sealing (unless sending plaintext). Rotation without
+    /// downtime: `install_key(new)` on every node, then `use_key(new)` on
+    /// every node, then `remove_key(old)` (`docs/PROTOCOL.md` §10).
+    ///
+    /// Keyring changes are also kept in [`Node::config`], so a restarted
+    /// node comes back with the keyring it had.
+    pub fn install_key(&mut self, key: SecretKey) -> Result<(), NodeError> {
+        self.change_keys(move |ep| {
+            ep.install_key(key);
+            Ok(())
+        })
+    }
+
+    /// Makes the installed `key` the primary: the one this node seals with.
+    pub fn use_key(&mut self, key: &SecretKey) -> Result<(), NodeError> {
+        let key = key.clone();
+        self.change_keys(move |ep| ep.use_key(&key))
+    }
+
+    /// Removes `key` from the keyring; the primary cannot be removed.
+    pub fn remove_key(&mut self, key: &SecretKey) -> Result<(), NodeError> {
+        let key = key.clone();
+        self.change_keys(move |ep| ep.remove_key(&key))
+    }
+
+    /// The keyring, primary first.
+    pub fn list_keys(&self) -> Result<Vec<SecretKey>, NodeError> {
+        self.with_endpoint(|ep, _| ep.keys().to_vec())
+    }
+
+    fn change_keys(
+        &mut self,
+        change: impl FnOnce(&mut Endpoint) -> Result<(), KeyError> + Send + 'static,
+    ) -> Result<(), NodeError> {
+        let keys = self.with_endpoint(move |ep, _| change(ep).map(|()| ep.keys().to_vec()))??;
+        self.config.protocol.keys = keys;
+        Ok(())
+    }
+
+    /// Migration switch (`Config::send_plaintext`): with keys, keep sending
+    /// plaintext. Kept in [`Node::config`] like the keyring.
+    pub fn set_send_plaintext(&mut self, on: bool) -> Result<(), NodeError> {
+        self.with_endpoint(move |ep, _| ep.set_send_plaintext(on))?;
+        self.config.protocol.send_plaintext = on;
+        Ok(())
+    }
+
+    /// Migration switch (`Config::accept_plaintext`): with keys, keep
+    /// accepting plaintext. Kept in [`Node::config`] like the keyring.
+    pub fn set_accept_plaintext(&mut self, on: bool) -> Result<(), NodeError> {
+        self.with_endpoint(move |ep, _| ep.set_accept_plaintext(on))?;
+        self.config.protocol.accept_plaintext = on;
+        Ok(())
+    }
+
     /// The endpoint's counters and the runtime's.
     pub fn stats(&self) -> Result<NodeStats, NodeError> {
         self.call(|d, _| d.stats())
@@ -351,7 +416,7 @@ impl Node {
 
     /// Runs `f` on the endpoint, on the node's loop, with the current time;
     /// what it makes the endpoint send or report goes out right after.
-    fn with_endpoint<R: Send + 'static>(
+    pub(super) fn with_endpoint<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Endpoint, Time) -> R + Send + 'static,
     ) -> Result<R, NodeError> {

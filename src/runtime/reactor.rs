@@ -208,6 +208,12 @@ impl Reactor {
                 return;
             }
             let now = self.clock.now();
+            // Deadlines passed by `now` run before the datagrams read at
+            // `now`, the order the simulator gives them: otherwise a replica
+            // whose expiry timer and the owner's tombstone for that key are
+            // both due would apply the tombstone first and never report
+            // the expiry (measured: ~10% of expiries lost on loopback).
+            self.fire_timers(now);
             for event in events.iter() {
                 let slot = event.token().0;
                 if event.is_readable() {
@@ -238,7 +244,6 @@ impl Reactor {
                     return;
                 }
             }
-            self.fire_timers(now);
         }
     }
 

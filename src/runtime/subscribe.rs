@@ -8,7 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::stats::SubscriberStats;
-use crate::Event;
+use crate::{Event, KeyPattern};
 
 /// The kinds of [`Event`], for filtering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,11 +54,28 @@ impl EventKind {
     }
 }
 
-/// Which events a subscription receives. Each criterion narrows the
-/// selection; [`EventFilter::all`] (the default) has none.
+/// Which events a subscription receives: those of the selected kinds and,
+/// when the filter has key patterns, only key events whose key matches one
+/// of them. [`EventFilter::all`] (the default) selects everything.
+///
+/// ```
+/// use vinery::runtime::{EventFilter, EventKind};
+/// use vinery::KeyPattern;
+///
+/// // Updates, deletes and expiries of `service.*` keys.
+/// let services = EventFilter::keys(KeyPattern::glob("service.*"));
+/// // Only updates, of `service.*` or `config/` keys.
+/// let updates = services
+///     .or_key(KeyPattern::prefix("config/"))
+///     .with_kinds([EventKind::KeyUpdated]);
+/// # let _ = updates;
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventFilter {
     kinds: u32,
+    /// Empty: any event of the selected kinds. Otherwise the event must be
+    /// about a key matching one of these.
+    keys: Vec<KeyPattern>,
 }
 
 impl Default for EventFilter {
@@ -67,22 +84,61 @@ impl Default for EventFilter {
     }
 }
 
+/// The kinds of events about keys.
+const KEY_KINDS: [EventKind; 3] = [
+    EventKind::KeyUpdated,
+    EventKind::KeyDeleted,
+    EventKind::KeyExpired,
+];
+
+fn kind_set(kinds: impl IntoIterator<Item = EventKind>) -> u32 {
+    kinds.into_iter().fold(0, |set, k| set | k.bit())
+}
+
 impl EventFilter {
     /// Every event.
     pub fn all() -> EventFilter {
-        EventFilter { kinds: u32::MAX }
+        EventFilter {
+            kinds: u32::MAX,
+            keys: Vec::new(),
+        }
     }
 
     /// Only events of the given kinds.
     pub fn kinds(kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
         EventFilter {
-            kinds: kinds.into_iter().fold(0, |set, k| set | k.bit()),
+            kinds: kind_set(kinds),
+            keys: Vec::new(),
         }
+    }
+
+    /// Only key events (updated, deleted, expired) whose key matches
+    /// `pattern`, of any owner.
+    pub fn keys(pattern: KeyPattern) -> EventFilter {
+        EventFilter::kinds(KEY_KINDS).or_key(pattern)
+    }
+
+    /// This filter, narrowed to the given kinds as well.
+    pub fn with_kinds(mut self, kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
+        self.kinds &= kind_set(kinds);
+        self
+    }
+
+    /// This filter, also passing key events whose key matches `pattern`
+    /// (patterns are alternatives; any pattern at all excludes events that
+    /// are not about keys).
+    pub fn or_key(mut self, pattern: KeyPattern) -> EventFilter {
+        self.keys.push(pattern);
+        self
     }
 
     /// Whether `event` passes this filter.
     pub fn matches(&self, event: &Event) -> bool {
         self.kinds & EventKind::of(event).bit() != 0
+            && (self.keys.is_empty()
+                || event
+                    .key()
+                    .is_some_and(|k| self.keys.iter().any(|p| p.matches(k))))
     }
 }
 
@@ -208,6 +264,53 @@ mod tests {
         assert!(f.matches(&failed) && !f.matches(&joined));
         assert!(EventFilter::all().matches(&joined));
         assert!(!EventFilter::kinds([]).matches(&joined));
+    }
+
+    fn key_event(kind: EventKind, key: &str) -> Event {
+        let (node, key) = ("b".to_string(), key.to_string());
+        match kind {
+            EventKind::KeyUpdated => Event::KeyUpdated {
+                node,
+                key,
+                value: b"v".to_vec(),
+                version: 1,
+            },
+            EventKind::KeyDeleted => Event::KeyDeleted {
+                node,
+                key,
+                version: 2,
+            },
+            _ => Event::KeyExpired {
+                node,
+                key,
+                version: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn key_patterns_select_key_events_by_key() {
+        let services = EventFilter::keys(KeyPattern::glob("service.*"));
+        for kind in KEY_KINDS {
+            assert!(services.matches(&key_event(kind, "service.http")));
+            assert!(!services.matches(&key_event(kind, "services.http")));
+        }
+        assert!(!services.matches(&Event::MemberJoined(member())));
+        let updates = services
+            .clone()
+            .or_key(KeyPattern::prefix("config/"))
+            .with_kinds([EventKind::KeyUpdated, EventKind::MemberJoined]);
+        assert!(updates.matches(&key_event(EventKind::KeyUpdated, "config/a")));
+        assert!(updates.matches(&key_event(EventKind::KeyUpdated, "service.db")));
+        assert!(!updates.matches(&key_event(EventKind::KeyDeleted, "config/a")));
+        assert!(!updates.matches(&key_event(EventKind::KeyUpdated, "other")));
+        assert!(
+            !updates.matches(&Event::MemberJoined(member())),
+            "a key pattern excludes events without a key"
+        );
+        let any_key = EventFilter::kinds([EventKind::KeyExpired]).or_key(KeyPattern::Any);
+        assert!(any_key.matches(&key_event(EventKind::KeyExpired, "x")));
+        assert!(!any_key.matches(&key_event(EventKind::KeyUpdated, "x")));
     }
 
     #[test]

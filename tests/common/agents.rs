@@ -10,8 +10,15 @@ pub const VINERY: &str = env!("CARGO_BIN_EXE_vinery");
 
 /// `vinery <cmd> --json` against the agent at `control`, if it answers.
 pub fn client(cmd: &str, control: &Path) -> Option<Json> {
+    client_args(&[cmd], control)
+}
+
+/// `vinery <args…> --json` against the agent at `control`, if it answers
+/// (exit status 0).
+pub fn client_args(args: &[&str], control: &Path) -> Option<Json> {
     let out = Command::new(VINERY)
-        .args([cmd, "--json", "--control"])
+        .args(args)
+        .args(["--json", "--control"])
         .arg(control)
         .output()
         .ok()?;

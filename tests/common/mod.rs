@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use vinery::runtime::{Node, NodeConfig};
+use vinery::runtime::{Host, Node, NodeConfig};
 use vinery::{Config, MemberState};
 
 /// How long any condition may take before the test fails: generous, since
@@ -45,6 +45,50 @@ pub fn test_config(name: &str) -> Config {
 pub fn node_config(name: &str, ip: &str, seeds: &[SocketAddr]) -> NodeConfig {
     NodeConfig::new(test_config(name), SocketAddr::new(ip.parse().unwrap(), 0))
         .with_seeds(seeds.iter().map(ToString::to_string))
+}
+
+/// `n` nodes named `{prefix}00`, `{prefix}01`… on `host`, started, each
+/// seeded with the first three (as a real deployment would be).
+pub fn hosted_cluster(host: &Host, prefix: &str, n: usize) -> Vec<Node> {
+    hosted_cluster_with(host, prefix, n, |_| {})
+}
+
+/// [`hosted_cluster`] with each node's config changed by `tweak` first.
+pub fn hosted_cluster_with(
+    host: &Host,
+    prefix: &str,
+    n: usize,
+    tweak: impl Fn(&mut NodeConfig),
+) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for i in 0..n {
+        let seeds: Vec<_> = nodes.iter().take(3).filter_map(Node::local_addr).collect();
+        let mut config = node_config(&format!("{prefix}{i:02}"), "127.0.0.1", &seeds);
+        tweak(&mut config);
+        let mut node = host.node(config);
+        node.start().unwrap();
+        nodes.push(node);
+    }
+    nodes
+}
+
+/// Standalone nodes (each on its own thread) named `names`, on `ip`, each
+/// seeded with the first and changed by `tweak` before it starts.
+pub fn standalone_nodes(names: &[&str], ip: &str, tweak: impl Fn(&mut NodeConfig)) -> Vec<Node> {
+    let mut nodes: Vec<Node> = Vec::new();
+    for name in names {
+        let seeds: Vec<_> = nodes
+            .first()
+            .and_then(Node::local_addr)
+            .into_iter()
+            .collect();
+        let mut config = node_config(name, ip, &seeds);
+        tweak(&mut config);
+        let mut node = Node::new(config);
+        node.start().unwrap();
+        nodes.push(node);
+    }
+    nodes
 }
 
 /// The state `observer` has for `name`, if it knows it (and is running).

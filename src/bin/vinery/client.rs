@@ -1,13 +1,15 @@
-//! The client commands (`vinery members`, `vinery stats`, `vinery leave`):
-//! one request to a running agent's control socket, its answer printed.
+//! The client commands (`vinery members`, `stats`, `leave`, `get`, `set`,
+//! `delete`, `kv`, `keys`): one request to a running agent's control
+//! socket, its answer printed.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{ArgGroup, Args};
 use serde_json::Value as Json;
+use vinery::security::SecretKey;
 
 use crate::control::{self, Request};
 
@@ -54,19 +56,27 @@ pub fn run(args: ClientArgs, request: Request, render: fn(&Json) -> String) -> E
 
 /// `vinery members` as a table.
 pub fn members_table(answer: &Json) -> String {
-    let header = ["NAME", "ADDRESS", "STATE", "INCARNATION", "META"].map(String::from);
-    let mut rows = vec![header.to_vec()];
-    for m in answer["members"].as_array().into_iter().flatten() {
-        let field = |k: &str| match &m[k] {
-            Json::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        rows.push(
-            ["name", "addr", "state", "incarnation", "meta"]
-                .map(field)
-                .to_vec(),
-        );
+    let rows = answer["members"].as_array().into_iter().flatten().map(|m| {
+        ["name", "addr", "state", "incarnation", "meta"]
+            .map(|k| text(&m[k]))
+            .to_vec()
+    });
+    table(&["NAME", "ADDRESS", "STATE", "INCARNATION", "META"], rows)
+}
+
+/// A JSON value as a table cell: strings without quotes.
+fn text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
     }
+}
+
+/// Aligned columns under `header`, two spaces apart.
+fn table(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let rows: Vec<Vec<String>> = std::iter::once(header.iter().map(|h| h.to_string()).collect())
+        .chain(rows)
+        .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
         .collect();
@@ -117,4 +127,221 @@ fn flatten(prefix: &str, v: &Json, out: &mut Vec<String>) {
 /// `vinery leave`'s confirmation.
 pub fn left(_: &Json) -> String {
     "left the cluster".into()
+}
+
+/// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h` (`250ms`,
+/// `10s`, `1.5m`); a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 10s, 5m, 250ms"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// A key in base64 (as `vinery keygen` prints).
+pub fn parse_key(s: &str) -> Result<SecretKey, String> {
+    SecretKey::from_base64(s).map_err(|e| e.to_string())
+}
+
+/// Arguments of `vinery get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The key.
+    key: String,
+    /// Whose key [default: the agent's own].
+    #[arg(long)]
+    node: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The key.
+    key: String,
+    /// The value (text).
+    value: String,
+    /// Time to live, e.g. 10s, 5m, 250ms [default: no expiry].
+    #[arg(long, value_parser = parse_duration)]
+    ttl: Option<Duration>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The key.
+    key: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery kv`.
+#[derive(Debug, Args)]
+pub struct KvArgs {
+    /// Only keys starting with this.
+    #[arg(long, conflicts_with = "glob")]
+    prefix: Option<String>,
+    /// Only keys matching this glob (`*` any run, `?` one character).
+    #[arg(long)]
+    glob: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery keys`: exactly one action.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("action").required(true)))]
+pub struct KeysArgs {
+    /// Install a key (base64): accepted from now on.
+    #[arg(long, value_name = "KEY", value_parser = parse_key, group = "action")]
+    install: Option<SecretKey>,
+    /// Make an installed key the primary, the one the agent seals with.
+    #[arg(long = "use", value_name = "KEY", value_parser = parse_key, group = "action")]
+    use_key: Option<SecretKey>,
+    /// Remove a key (not the primary).
+    #[arg(long, value_name = "KEY", value_parser = parse_key, group = "action")]
+    remove: Option<SecretKey>,
+    /// List the keyring's fingerprints, primary first.
+    #[arg(long, group = "action")]
+    list: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery get`.
+pub fn get(args: GetArgs) -> ExitCode {
+    let request = Request::Get {
+        key: args.key,
+        node: args.node,
+    };
+    run(args.client, request, value_text)
+}
+
+/// Runs `vinery set`.
+pub fn set(args: SetArgs) -> ExitCode {
+    let request = Request::Set {
+        key: args.key,
+        value: args.value,
+        ttl_ms: args
+            .ttl
+            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+    };
+    run(args.client, request, |a| {
+        format!("set (v{})", text(&a["version"]))
+    })
+}
+
+/// Runs `vinery delete`.
+pub fn delete(args: DeleteArgs) -> ExitCode {
+    let request = Request::Delete { key: args.key };
+    run(args.client, request, |a| match &a["version"] {
+        Json::Null => "not set: nothing to delete".into(),
+        v => format!("deleted (v{})", text(v)),
+    })
+}
+
+/// Runs `vinery kv`.
+pub fn kv(args: KvArgs) -> ExitCode {
+    let request = Request::Kv {
+        prefix: args.prefix,
+        glob: args.glob,
+    };
+    run(args.client, request, kv_table)
+}
+
+/// Runs `vinery keys`.
+pub fn keys(args: KeysArgs) -> ExitCode {
+    let b64 = |k: Option<SecretKey>| k.map(|k| k.to_base64());
+    let request = Request::Keys {
+        install: b64(args.install),
+        use_key: b64(args.use_key),
+        remove: b64(args.remove),
+    };
+    run(args.client, request, keyring_lines)
+}
+
+/// `vinery get`: the value alone (base64, marked, if it is not text).
+fn value_text(answer: &Json) -> String {
+    match answer["value_base64"].as_str() {
+        Some(b) => format!("(not UTF-8; base64) {b}"),
+        None => text(&answer["value"]),
+    }
+}
+
+/// `vinery kv` as a table; expiries as the time left.
+fn kv_table(answer: &Json) -> String {
+    let now = control::millis_since_epoch(std::time::SystemTime::now());
+    let rows = answer["entries"].as_array().into_iter().flatten().map(|e| {
+        let expires = match e["expires_ms"].as_u64() {
+            Some(at) => {
+                let left = u128::from(at).saturating_sub(now);
+                format!("in {:.1}s", left as f64 / 1000.0)
+            }
+            None => "never".into(),
+        };
+        vec![
+            text(&e["node"]),
+            text(&e["key"]),
+            value_text(e),
+            text(&e["version"]),
+            expires,
+        ]
+    });
+    table(&["NODE", "KEY", "VALUE", "VERSION", "EXPIRES"], rows)
+}
+
+/// `vinery keys`: one fingerprint per line, the primary marked.
+fn keyring_lines(answer: &Json) -> String {
+    let lines: Vec<String> = answer["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            let primary = if k["primary"] == true {
+                "  (primary)"
+            } else {
+                ""
+            };
+            format!("{}{primary}", text(&k["fingerprint"]))
+        })
+        .collect();
+    lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        let ok = [
+            ("250ms", 250),
+            ("10s", 10_000),
+            ("10", 10_000),
+            ("5m", 300_000),
+            ("1.5m", 90_000),
+            ("1h", 3_600_000),
+        ];
+        for (s, ms) in ok {
+            assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        }
+        for bad in ["", "s", "10x", "-1s", "1e400s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
 }

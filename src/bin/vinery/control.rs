@@ -1,11 +1,16 @@
 //! The agent's control socket: a Unix domain socket where each connection
 //! carries one JSON request line and gets one JSON response line.
 //!
-//! Requests are objects tagged by `cmd`: `{"cmd":"members"}`,
-//! `{"cmd":"stats"}`, `{"cmd":"leave"}`. A response is `{"ok":true, …}`
-//! with the command's fields, or `{"ok":false,"error":"…"}`. A new command
-//! is a new [`Request`] variant (with its arguments as fields, e.g.
-//! `{"cmd":"get","key":"…"}`), an arm in the agent's handler and a client
+//! Requests are objects tagged by `cmd`, with the command's arguments as
+//! fields: `{"cmd":"members"}`, `{"cmd":"stats"}`, `{"cmd":"leave"}`,
+//! `{"cmd":"get","key":"k","node":"b"}` (`node` optional: the agent's own
+//! key), `{"cmd":"set","key":"k","value":"v","ttl_ms":10000}` (`ttl_ms`
+//! optional), `{"cmd":"delete","key":"k"}`, `{"cmd":"kv","prefix":"p"}` or
+//! `{"cmd":"kv","glob":"g"}` (neither: every key), and
+//! `{"cmd":"keys"}` (list) or `{"cmd":"keys","install":"BASE64"}` (also
+//! `use`, `remove`). A response is `{"ok":true, …}` with the command's
+//! fields, or `{"ok":false,"error":"…"}`. A new command is a new
+//! [`Request`] variant, an arm in the agent's handler and a client
 //! subcommand; old clients and agents keep working with each other for the
 //! commands they share.
 //!
@@ -21,7 +26,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
-use vinery::runtime::NodeStats;
+use vinery::runtime::{KeyEntry, NodeStats};
+use vinery::security::SecretKey;
 use vinery::Member;
 
 /// One command to a running agent.
@@ -34,6 +40,51 @@ pub enum Request {
     Stats,
     /// Leave the cluster gracefully, then exit.
     Leave,
+    /// A node's key as the agent sees it.
+    Get {
+        /// The key.
+        key: String,
+        /// Its owner; none: the agent itself.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+    },
+    /// Set one of the agent's own keys.
+    Set {
+        /// The key.
+        key: String,
+        /// The value (text).
+        value: String,
+        /// Time to live in milliseconds; none: no expiry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_ms: Option<u64>,
+    },
+    /// Delete one of the agent's own keys.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Every visible key of every node, or those matching a prefix or glob.
+    Kv {
+        /// Only keys starting with this.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prefix: Option<String>,
+        /// Only keys matching this glob (`*`, `?`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        glob: Option<String>,
+    },
+    /// The keyring: list it, or change it and list the result. At most one
+    /// change per request.
+    Keys {
+        /// Install this key (base64).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        install: Option<String>,
+        /// Make this installed key the primary.
+        #[serde(default, rename = "use", skip_serializing_if = "Option::is_none")]
+        use_key: Option<String>,
+        /// Remove this key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remove: Option<String>,
+    },
 }
 
 /// The default control socket of the agent named `name`.
@@ -129,6 +180,39 @@ pub fn member_json(m: &Member) -> Json {
         "incarnation": m.incarnation,
         "meta": String::from_utf8_lossy(&m.meta),
     })
+}
+
+/// A key as JSON: owner, key, value as text (and `value_base64` as well
+/// when it is not UTF-8, so that nothing is lost), version, and expiry in
+/// milliseconds since the Unix epoch (null: none).
+pub fn entry_json(e: &KeyEntry) -> Json {
+    let mut j = json!({
+        "node": e.node,
+        "key": e.key,
+        "value": String::from_utf8_lossy(&e.value),
+        "version": e.version,
+        "expires_ms": e.expires.map(millis_since_epoch),
+    });
+    if std::str::from_utf8(&e.value).is_err() {
+        use base64::Engine;
+        j["value_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&e.value));
+    }
+    j
+}
+
+/// A key of the keyring as JSON: its fingerprint (never the key itself)
+/// and whether it is the primary.
+pub fn keyring_json(keys: &[SecretKey]) -> Json {
+    keys.iter()
+        .enumerate()
+        .map(|(i, k)| json!({"fingerprint": k.fingerprint(), "primary": i == 0}))
+        .collect()
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn millis_since_epoch(t: std::time::SystemTime) -> u128 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
 }
 
 fn per_kind<'a>(counters: impl Iterator<Item = (&'a str, u64)>) -> Json {

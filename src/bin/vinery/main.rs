@@ -2,10 +2,15 @@
 //!
 //! One subcommand per module: `sim` (the simulator's standard scenarios)
 //! lives in `sim_cmd.rs`, `agent` (a node with a control socket) in
-//! `agent.rs`; the client commands talking to a running agent (`members`,
-//! `stats`, `leave`) share `client.rs`, and the control socket's protocol is
-//! `control.rs`. Later subcommands (`get`, `set`, …) add a variant to
-//! [`Command`], a [`control::Request`] and a renderer.
+//! `agent.rs`, `keygen` in `keys_cmd.rs`; the client commands talking to a
+//! running agent (`members`, `stats`, `leave`, `get`, `set`, `delete`,
+//! `kv`, `keys`) share `client.rs`, and the control socket's protocol is
+//! `control.rs`. A new client command adds a variant to [`Command`], a
+//! [`control::Request`], its handling in the agent and a renderer.
+//!
+//! Naming: `vinery keys` manages the encryption keyring (as issue 5 and
+//! serf's `keys` command have it), so listing key/value state is
+//! `vinery kv`.
 
 use std::process::ExitCode;
 
@@ -43,6 +48,16 @@ enum Command {
     Stats(client::ClientArgs),
     /// Make a running agent leave the cluster gracefully and exit.
     Leave(client::ClientArgs),
+    /// Print a key of the agent (or of another node, as the agent sees it).
+    Get(client::GetArgs),
+    /// Set one of the agent's keys; it spreads to every node.
+    Set(client::SetArgs),
+    /// Delete one of the agent's keys everywhere.
+    Delete(client::DeleteArgs),
+    /// List every node's keys as the agent sees them.
+    Kv(client::KvArgs),
+    /// Manage the agent's encryption keyring: install, use, remove, list.
+    Keys(client::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,5 +71,10 @@ fn main() -> ExitCode {
         }
         Command::Stats(args) => client::run(args, control::Request::Stats, client::stats_lines),
         Command::Leave(args) => client::run(args, control::Request::Leave, client::left),
+        Command::Get(args) => client::get(args),
+        Command::Set(args) => client::set(args),
+        Command::Delete(args) => client::delete(args),
+        Command::Kv(args) => client::kv(args),
+        Command::Keys(args) => client::keys(args),
     }
 }
