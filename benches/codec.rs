@@ -80,6 +80,27 @@ fn full_datagram(c: &mut Criterion) {
             decode(&bytes, black_box(cluster))
         })
     });
+    // The baseline, in the same run: the same bytes through serde and
+    // bincode (the format's definition, which the hand-written codec is
+    // held to).
+    g.bench_function("encode_decode_bincode_baseline", |b| {
+        b.iter(|| {
+            let mut bytes = seeds::corpus_header().to_bytes().to_vec();
+            bytes.extend(vinery::wire::encode_message_reference(black_box(&ping)));
+            for u in black_box(&updates) {
+                bytes.extend(vinery::wire::encode_message_reference(u));
+            }
+            let mut rest = &bytes[HEADER_LEN..];
+            let mut n = 0;
+            while !rest.is_empty() {
+                let (m, used) = vinery::wire::decode_message_reference(rest).expect("valid");
+                black_box(m);
+                rest = &rest[used..];
+                n += 1;
+            }
+            n
+        })
+    });
     g.finish();
 }
 
