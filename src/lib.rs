@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod broadcast;
+pub mod bus;
 mod config;
 mod endpoint;
 mod event;
@@ -28,6 +29,7 @@ mod stats;
 mod time;
 pub mod wire;
 
+pub use bus::{BusError, EventId, QueryFilter, QueryId};
 pub use config::{Config, ConfigError};
 pub use endpoint::{Endpoint, Transmit};
 pub use event::{Event, Member, MemberState};
