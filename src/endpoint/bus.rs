@@ -529,7 +529,10 @@ impl Endpoint {
     /// Forwards what was pushed, pulls what was announced and is lacking,
     /// serves what was pulled, and answers syncs and listings.
     pub(super) fn finish_bus(&mut self, from: SocketAddr, after: AfterBus) {
-        if let Some(fanout) = after.push.filter(|f| *f > 0) {
+        // Never more than this node's own fanout: a peer cannot make the
+        // whole cluster multiply its traffic.
+        let own = self.config.bus_push_fanout;
+        if let Some(fanout) = after.push.map(|f| f.min(own)).filter(|f| *f > 0) {
             if !after.new.is_empty() {
                 let peers =
                     self.sample_members(usize::from(fanout), |_, r| r.is_live() && r.addr != from);

@@ -124,8 +124,9 @@ pub struct QueryReply<'a> {
 }
 
 /// Heads a datagram of items pushed eagerly: a receiver forwards the items
-/// it did not have to `fanout` random members, with the same marker.
-/// Items arriving without it (answers to pulls) are not forwarded.
+/// it did not have to `fanout` random members (at most its own configured
+/// fanout), with the same marker. Items arriving without it (answers to
+/// pulls) are not forwarded.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BusPush {
     /// Members each receiver forwards new items to (0: none).
