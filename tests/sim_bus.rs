@@ -209,6 +209,40 @@ fn a_thousand_events_reach_every_live_node_exactly_once_within_their_lifetime() 
 }
 
 #[test]
+fn an_event_said_during_a_partition_reaches_the_other_side_after_it_heals() {
+    let seed = 26;
+    let n = 60;
+    let (mut sim, nodes) = cluster(n, seed, &Config::lan());
+    let log = record(&mut sim, |e| matches!(e, Event::UserEvent { .. }));
+    let (a, b) = nodes.split_at(n / 2);
+    sim.partition(&[a.to_vec(), b.to_vec()]);
+    sim.run_for(Duration::from_secs(1));
+    let life = Duration::from_secs(40);
+    let said = sim.now();
+    sim.with_endpoint(a[0], |ep, now| ep.say(now, "during", b"x", life).unwrap());
+    sim.run_for(Duration::from_secs(10));
+    let heard = |log: &Log, side: &[NodeId]| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, x, _)| side.contains(x))
+            .count()
+    };
+    assert_eq!(heard(&log, a), n / 2 - 1, "seed {seed}: its own side first");
+    assert_eq!(heard(&log, b), 0, "nothing crosses a partition");
+    sim.heal();
+    // The sides find each other (reconnection), their hashes differ, and
+    // anti-entropy moves the event across while it lives.
+    sim.run_until(expiry(said, life));
+    assert_eq!(
+        heard(&log, b),
+        n / 2,
+        "seed {seed}: the other side hears it once after healing"
+    );
+    assert_eq!(heard(&log, a), n / 2 - 1, "and nobody twice");
+}
+
+#[test]
 fn subscriptions_filter_events_by_name_pattern() {
     let (mut sim, nodes) = cluster(10, 22, &Config::lan());
     let log = record(&mut sim, |e| e.user_event_name().is_some());

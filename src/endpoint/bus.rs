@@ -28,9 +28,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use compact_str::CompactString;
-use hashbrown::HashMap;
 
-use super::{election, query, Endpoint};
+use super::{election, query, Endpoint, FixedMap};
 use crate::bus::{item_key, BusError, EventId, Item, ItemTable};
 use crate::event::Event;
 use crate::membership::state::mix64;
@@ -39,8 +38,6 @@ use crate::wire::{
     HEADER_LEN,
 };
 use crate::Time;
-
-type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Every bucket of the bus hash.
 const ALL_BUCKETS: u64 = (1 << BUS_BUCKETS) - 1;
@@ -154,6 +151,8 @@ struct Packed {
     datagrams: Vec<DatagramBuilder>,
     sent: Vec<(MessageKind, usize)>,
     too_large: usize,
+    /// Asked for, but no longer (or never) held.
+    gone: usize,
     over_budget: bool,
 }
 
@@ -641,6 +640,11 @@ impl Endpoint {
         for _ in 0..packed.too_large {
             self.stats.drop("entry_exceeds_datagram");
         }
+        for _ in 0..packed.gone {
+            // Died (or was never held): the puller finds it dead too, or
+            // gets it from another holder.
+            self.stats.drop("bus_want_unknown");
+        }
         if packed.over_budget {
             self.stats.drop("bus_round_budget");
         }
@@ -661,11 +665,16 @@ impl Endpoint {
             datagrams: Vec::new(),
             sent: Vec::new(),
             too_large: 0,
+            gone: 0,
             over_budget: false,
         };
         let mut spent = 0;
         let mut b = self.new_builder();
-        for item in keys.iter().filter_map(|k| self.bus.table.get(*k)) {
+        for item in keys.iter().filter_map(|k| {
+            let item = self.bus.table.get(*k);
+            out.gone += usize::from(item.is_none());
+            item
+        }) {
             if spent + item.encoded.len() > budget {
                 out.over_budget = true;
                 break;

@@ -26,16 +26,13 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
 use compact_str::CompactString;
-use hashbrown::HashMap;
 
 use super::bus::millis;
-use super::Endpoint;
+use super::{Endpoint, FixedMap};
 use crate::bus::{item_key, BusError};
 use crate::event::Event;
 use crate::wire::{self, Message};
 use crate::Time;
-
-type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// One election as this node sees it. Votes may arrive before the
 /// election itself; until it does, `topic` is `None`.

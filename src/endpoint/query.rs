@@ -16,15 +16,14 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use compact_str::CompactString;
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 
-use super::Endpoint;
+use super::{Endpoint, FixedMap};
 use crate::bus::{filter_matches, filter_nodes, item_key, BusError, QueryFilter, QueryId};
 use crate::event::Event;
 use crate::wire::{self, Message};
 use crate::Time;
 
-type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 type Names = HashSet<CompactString, foldhash::fast::FixedState>;
 
 /// A query of this node, waiting for answers.
