@@ -11,8 +11,10 @@
 //! Membership is SWIM (ping, ping-req, suspect, dead) with Lifeguard's local
 //! health, dynamic suspicion timeouts and buddy system; updates ride on
 //! probe traffic and on a gossip tick; anti-entropy compares a hash carried
-//! on every probe and exchanges state only where it differs. The algorithm
-//! is described in `docs/PROTOCOL.md`.
+//! on every probe and exchanges state only where it differs. Replicated
+//! key/value state ([`kv`]) and an event bus with queries and quorum
+//! elections ([`bus`]) run on the same endpoint. The algorithm is described
+//! in `docs/PROTOCOL.md`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

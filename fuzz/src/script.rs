@@ -233,7 +233,7 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
             ack: s.u8() % 2 == 0,
             payload: Bytes(s.take(600)),
         }),
-        MessageKind::BusPush => Message::BusPush(wire::BusPush { fanout: s.u8() }),
+        MessageKind::BusPush => Message::BusPush(wire::BusPush { fanout: small(s) }),
         MessageKind::BusHave => Message::BusHave(wire::BusHave {
             reply_mask: s.int(),
             ids: Bytes(s.take(100)),

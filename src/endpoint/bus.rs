@@ -351,7 +351,9 @@ impl Endpoint {
     /// Handles one bus message of a datagram.
     pub(super) fn handle_bus(&mut self, now: Time, msg: &Message<'_>, after: &mut AfterBus) {
         match *msg {
-            Message::BusPush(p) => after.push = Some(p.fanout),
+            Message::BusPush(p) => {
+                after.push = Some(u8::try_from(p.fanout).unwrap_or(u8::MAX));
+            }
             Message::BusHave(h) => {
                 for id in bus_ids(h.ids) {
                     if self.bus.wanted.len() >= self.config.max_active_events {
@@ -629,8 +631,11 @@ impl Endpoint {
     /// fanout), or, without one, as answers to a pull (within the round
     /// budget).
     pub(super) fn send_items(&mut self, to: SocketAddr, keys: &[u64], marker: Option<u8>) {
-        let lead =
-            marker.map(|fanout| wire::encode_message(&Message::BusPush(wire::BusPush { fanout })));
+        let lead = marker.map(|fanout| {
+            wire::encode_message(&Message::BusPush(wire::BusPush {
+                fanout: u32::from(fanout),
+            }))
+        });
         let budget = if marker.is_some() {
             usize::MAX
         } else {

@@ -130,7 +130,8 @@ pub struct QueryReply<'a> {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BusPush {
     /// Members each receiver forwards new items to (0: none).
-    pub fanout: u8,
+    /// (A varint rather than a byte: one byte on the wire all the same.)
+    pub fanout: u32,
 }
 
 /// "I hold these items": ids of [`BUS_ID_LEN`] bytes each. A receiver pulls
@@ -329,7 +330,7 @@ impl QueryReply<'_> {
 
 impl BusPush {
     pub(super) fn validate(&self) -> Result<(), WireError> {
-        check(self.fanout <= MAX_BUS_FANOUT)
+        check(self.fanout <= u32::from(MAX_BUS_FANOUT))
     }
 }
 
