@@ -23,7 +23,9 @@ pub(crate) fn item_key(origin: &str, seq: u64) -> u64 {
 /// One item held.
 #[derive(Debug)]
 pub(crate) struct Item {
-    /// The message, encoded once, copied into every datagram that carries it.
+    /// The message, encoded once, copied into every datagram that carries
+    /// it; empty for an item this node refused (its own limits) and only
+    /// remembers by id.
     pub(crate) encoded: Vec<u8>,
     pub(crate) kind: MessageKind,
     pub(crate) origin: CompactString,
@@ -177,13 +179,14 @@ impl ItemTable {
             .to_le_bytes()
     }
 
-    /// The ids of every item held in the buckets of `mask`, sorted.
+    /// The ids of every item held in the buckets of `mask` (with its
+    /// contents: not those remembered by id only), sorted.
     pub(crate) fn ids_in(&self, mask: u64) -> Vec<u64> {
         let mut ids: Vec<u64> = self
             .items
-            .keys()
-            .copied()
-            .filter(|k| mask & (1 << bucket_of(*k)) != 0)
+            .iter()
+            .filter(|(k, item)| mask & (1 << bucket_of(**k)) != 0 && !item.encoded.is_empty())
+            .map(|(k, _)| *k)
             .collect();
         ids.sort_unstable();
         ids

@@ -314,7 +314,14 @@ impl Endpoint {
         Ok(key)
     }
 
+    /// Holds an item (without `encoded` bytes: refused, remembered by id
+    /// only, never announced or served).
     fn store_item(&mut self, key: u64, head: &BusHead<'_>, kind: MessageKind, encoded: Vec<u8>) {
+        let rounds = if encoded.is_empty() {
+            0
+        } else {
+            self.config.bus_announce_rounds
+        };
         let item = Item {
             encoded,
             kind,
@@ -323,9 +330,7 @@ impl Endpoint {
             at_ms: head.at_ms,
             expires_ms: head.at_ms.saturating_add(head.ttl_ms),
         };
-        self.bus
-            .table
-            .insert(key, item, self.config.bus_announce_rounds);
+        self.bus.table.insert(key, item, rounds);
     }
 
     /// Pushes this node's new item: to `to` (a query's named nodes, who do
@@ -417,12 +422,16 @@ impl Endpoint {
             self.stats.drop("bus_duration");
             return false;
         }
-        if !self.item_within_limits(msg) {
-            self.stats.drop("bus_limit");
-            return false;
-        }
         if self.bus.table.len() >= self.config.max_active_events {
             self.stats.drop("bus_table_full");
+            return false;
+        }
+        if !self.item_within_limits(msg) {
+            self.stats.drop("bus_limit");
+            // Remembered by id only: not pulled again, and the bus hash
+            // still agrees with peers that hold it (a node configured with
+            // lower limits would otherwise start a sync on every probe).
+            self.store_item(key, &head, msg.kind(), Vec::new());
             return false;
         }
         if head.lamport >= self.bus.lamport {
@@ -676,7 +685,7 @@ impl Endpoint {
         let mut spent = 0;
         let mut b = self.new_builder();
         for item in keys.iter().filter_map(|k| {
-            let item = self.bus.table.get(*k);
+            let item = self.bus.table.get(*k).filter(|i| !i.encoded.is_empty());
             out.gone += usize::from(item.is_none());
             item
         }) {

@@ -187,7 +187,7 @@ fn a_coalesced_event_older_than_the_delivered_one_is_superseded() {
 fn duplicates_own_dead_and_oversized_items_are_not_delivered() {
     let config = Config {
         max_event_payload: 16,
-        max_active_events: 3,
+        max_active_events: 4,
         ..Config::lan()
     };
     let mut ep = lone(config);
@@ -212,8 +212,11 @@ fn duplicates_own_dead_and_oversized_items_are_not_delivered() {
     assert_eq!(s.drops_for("bus_expired"), 1);
     assert_eq!(s.drops_for("bus_duration"), 1);
     assert_eq!(s.drops_for("bus_limit"), 1);
-    // Held: the peer's event and our own old one (kept, never delivered).
-    assert_eq!(ep.active_bus_items(), 2);
+    // Held: the peer's event and our own old one (kept, never delivered),
+    // and the oversized one by id only (so it is a duplicate next time).
+    assert_eq!(ep.active_bus_items(), 3);
+    ep.handle_packet(now, addr(1), &big).unwrap();
+    assert_eq!(ep.stats().bus_duplicates, 2);
     for seq in 10..12 {
         let d = datagram(&[event(head("peer", seq, now, life), b"x")]);
         ep.handle_packet(now, addr(1), &d).unwrap();
