@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::security::{Cidr, SecretKey, SEAL_OVERHEAD};
 use crate::wire::{
-    HEADER_LEN, MAX_DATAGRAM, MAX_KEY_LEN, MAX_META_LEN, MAX_NAME_LEN, MAX_SYNC_BUCKETS,
-    MIN_DATAGRAM,
+    HEADER_LEN, MAX_BUS_FANOUT, MAX_DATAGRAM, MAX_EVENT_NAME_LEN, MAX_KEY_LEN, MAX_META_LEN,
+    MAX_NAME_LEN, MAX_SYNC_BUCKETS, MIN_DATAGRAM,
 };
 
 /// Bytes a key/value entry of this node takes besides its key, value and
@@ -19,6 +19,14 @@ use crate::wire::{
 /// makes a stored value unsendable), the tag, four varint integers of up to
 /// 9 bytes, three length prefixes and the tombstone flag.
 pub(crate) const KV_ENTRY_OVERHEAD: usize = HEADER_LEN + SEAL_OVERHEAD + 1 + 4 * 9 + 3 * 3 + 1;
+
+/// Bytes a bus item of this node takes besides its name, payload and the
+/// node's name, at most: the datagram header and encryption's overhead (as
+/// for key/value entries), the push marker (2), the tag, the head's four
+/// varint integers of up to 9 bytes, a query's address (19 with its
+/// length) and empty filter (1), three length prefixes and a flag.
+pub(crate) const BUS_ITEM_OVERHEAD: usize =
+    HEADER_LEN + SEAL_OVERHEAD + 2 + 1 + 4 * 9 + 19 + 1 + 3 * 3 + 1;
 
 /// Everything an [`Endpoint`](crate::Endpoint) needs to know before it
 /// starts. Build one from a preset and change fields; [`Config::validate`]
@@ -149,6 +157,44 @@ pub struct Config {
     /// are dropped before decoding (`source_not_allowed`). Empty: any.
     /// Default: empty.
     pub allowed_sources: Vec<Cidr>,
+
+    /// Longest event name, query name or election topic, in bytes
+    /// (1..=255). Default: 128.
+    pub max_event_name_len: usize,
+    /// Largest payload of a user event, a query or a query response, in
+    /// bytes; one event with the longest name must fit a datagram.
+    /// Default: 512 (serf's limit).
+    pub max_event_payload: usize,
+    /// Longest lifetime of an event, query timeout or election expiry;
+    /// peers' items living longer are refused. Bounds how long a full
+    /// item table stays full. Default: 1 h.
+    pub max_event_duration: Duration,
+    /// Most bus items (events, queries, elections, votes) held alive at
+    /// once; new ones beyond it are refused (`say` returns an error, peers'
+    /// items are dropped and counted). Default: 4096.
+    pub max_active_events: usize,
+    /// Most queries of this node running at once. Default: 256.
+    pub max_pending_queries: usize,
+    /// Most elections known at once. Default: 256.
+    pub max_elections: usize,
+    /// Most distinct voters counted per election (and the largest `total`
+    /// an election may declare). Default: 1024.
+    pub max_votes_per_election: usize,
+    /// Coalesced events of one name received within this window are
+    /// delivered once, at its end: the latest by Lamport time. Default:
+    /// 500 ms.
+    pub event_coalesce_window: Duration,
+    /// Members a node forwards each bus item to when it first receives it
+    /// pushed (infect-and-die); the rest of the cluster pulls it by id.
+    /// Default: 2.
+    pub bus_push_fanout: u8,
+    /// Gossip rounds a node announces the ids of items it learned (to
+    /// `gossip_nodes` members each round). Default: 4.
+    pub bus_announce_rounds: u32,
+    /// Bytes of items and id lists this node sends per gossip interval in
+    /// answer to pulls, syncs and joins; the rest is refused and counted
+    /// (`bus_round_budget`), and pulled again later. Default: 64 KiB.
+    pub bus_round_budget: usize,
 }
 
 impl Default for Config {
@@ -200,6 +246,17 @@ impl Config {
             accept_plaintext: false,
             replay_window: Duration::from_secs(300),
             allowed_sources: Vec::new(),
+            max_event_name_len: 128,
+            max_event_payload: 512,
+            max_event_duration: Duration::from_secs(3600),
+            max_active_events: 4096,
+            max_pending_queries: 256,
+            max_elections: 256,
+            max_votes_per_election: 1024,
+            event_coalesce_window: Duration::from_millis(500),
+            bus_push_fanout: 2,
+            bus_announce_rounds: 4,
+            bus_round_budget: 64 * 1024,
         }
     }
 
@@ -382,12 +439,75 @@ impl Config {
         if self.phi_min_std_dev.is_zero() {
             return bad("phi_min_std_dev", "must be positive".into());
         }
+        self.validate_bus()?;
         if self.replay_window.is_zero() || self.replay_window >= self.dead_retention {
             return bad(
                 "replay_window",
                 format!(
                     "must be positive and below dead_retention ({:?}), got {:?}",
                     self.dead_retention, self.replay_window
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The event bus's fields.
+    fn validate_bus(&self) -> Result<(), ConfigError> {
+        let bad = |field: &'static str, reason: String| Err(ConfigError { field, reason });
+        if !(1..=MAX_EVENT_NAME_LEN).contains(&self.max_event_name_len) {
+            return bad(
+                "max_event_name_len",
+                format!(
+                    "must be 1..={MAX_EVENT_NAME_LEN}, got {}",
+                    self.max_event_name_len
+                ),
+            );
+        }
+        let overhead = BUS_ITEM_OVERHEAD + self.name.len();
+        if self.max_event_payload + self.max_event_name_len + overhead > self.max_datagram {
+            return bad(
+                "max_event_payload",
+                format!(
+                    "a {}-byte payload with a {}-byte name would not fit one {}-byte datagram \
+                     (at most {} bytes here)",
+                    self.max_event_payload,
+                    self.max_event_name_len,
+                    self.max_datagram,
+                    self.max_datagram
+                        .saturating_sub(self.max_event_name_len + overhead)
+                ),
+            );
+        }
+        if self.max_event_duration.is_zero() {
+            return bad("max_event_duration", "must be positive".into());
+        }
+        let positive = [
+            ("max_active_events", self.max_active_events),
+            ("max_pending_queries", self.max_pending_queries),
+            ("max_elections", self.max_elections),
+            ("max_votes_per_election", self.max_votes_per_election),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return bad(field, "must be at least 1".into());
+        }
+        if self.bus_push_fanout > MAX_BUS_FANOUT {
+            return bad(
+                "bus_push_fanout",
+                format!(
+                    "must be at most {MAX_BUS_FANOUT}, got {}",
+                    self.bus_push_fanout
+                ),
+            );
+        }
+        if self.bus_round_budget < self.max_datagram {
+            return bad(
+                "bus_round_budget",
+                format!(
+                    "must be at least max_datagram ({}), got {}",
+                    self.max_datagram, self.bus_round_budget
                 ),
             );
         }
@@ -530,6 +650,31 @@ mod tests {
                 "replay_window",
                 Box::new(|c| c.replay_window = c.dead_retention),
             ),
+            ("max_event_name_len", Box::new(|c| c.max_event_name_len = 0)),
+            (
+                "max_event_name_len",
+                Box::new(|c| c.max_event_name_len = 256),
+            ),
+            (
+                "max_event_payload",
+                Box::new(|c| c.max_event_payload = 1300),
+            ),
+            (
+                "max_event_duration",
+                Box::new(|c| c.max_event_duration = Duration::ZERO),
+            ),
+            ("max_active_events", Box::new(|c| c.max_active_events = 0)),
+            (
+                "max_pending_queries",
+                Box::new(|c| c.max_pending_queries = 0),
+            ),
+            ("max_elections", Box::new(|c| c.max_elections = 0)),
+            (
+                "max_votes_per_election",
+                Box::new(|c| c.max_votes_per_election = 0),
+            ),
+            ("bus_push_fanout", Box::new(|c| c.bus_push_fanout = 17)),
+            ("bus_round_budget", Box::new(|c| c.bus_round_budget = 1399)),
         ];
         for (field, break_it) in cases {
             let mut c = ok.clone();

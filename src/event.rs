@@ -2,6 +2,8 @@
 
 use std::net::SocketAddr;
 
+use crate::bus::QueryId;
+
 /// Liveness of a member as this node sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberState {
@@ -90,6 +92,96 @@ pub enum Event {
         /// The version of the write that expired.
         version: u64,
     },
+    /// Another node's user event ([`Endpoint::say`](crate::Endpoint::say)),
+    /// delivered once per event while it lives.
+    UserEvent {
+        /// The node that said it.
+        origin: String,
+        /// Its sequence number there (with `origin`, its
+        /// [`EventId`](crate::EventId)).
+        seq: u64,
+        /// Its Lamport time: an event said after its origin heard another
+        /// has a higher one.
+        lamport: u64,
+        /// Its name.
+        name: String,
+        /// Its payload.
+        payload: Vec<u8>,
+    },
+    /// Another node's query, whose filter this node matches. Answer with
+    /// [`Endpoint::respond`](crate::Endpoint::respond) (the runtime calls
+    /// it from the handler registered for the query's name); the ack was
+    /// sent already.
+    Query {
+        /// The query's id (its asker and sequence number).
+        id: QueryId,
+        /// The asker.
+        from: String,
+        /// The query's name.
+        name: String,
+        /// The query's payload.
+        payload: Vec<u8>,
+        /// The asker's Lamport time when it asked.
+        lamport: u64,
+    },
+    /// A node received this node's query (it matched the filter).
+    QueryAck {
+        /// The query.
+        id: QueryId,
+        /// The node that received it.
+        from: String,
+    },
+    /// A node responded to this node's query (once per node).
+    QueryResponse {
+        /// The query.
+        id: QueryId,
+        /// The responder.
+        from: String,
+        /// Its response.
+        payload: Vec<u8>,
+    },
+    /// This node's query timed out; no more acks or responses are taken.
+    QueryDone {
+        /// The query.
+        id: QueryId,
+        /// How many nodes acknowledged it.
+        acks: usize,
+        /// How many nodes responded.
+        responses: usize,
+    },
+    /// Another node created an election: raised once on every other node
+    /// that learns of it, so the application can
+    /// [`vote`](crate::Endpoint::vote).
+    ElectionStarted {
+        /// What is being decided.
+        topic: String,
+        /// Its creator.
+        creator: String,
+        /// Yes votes it needs.
+        min: u32,
+        /// The electorate's size as the creator declared it.
+        total: u32,
+    },
+    /// An election this node created counted `min` yes votes before it
+    /// expired. Raised on the creator only, once.
+    Quorum {
+        /// The election's topic.
+        topic: String,
+        /// The creator (this node).
+        creator: String,
+        /// The yes voters counted when the quorum was reached, sorted.
+        voters: Vec<String>,
+    },
+    /// An election expired without this node counting `min` yes votes
+    /// for it; raised on every node that knew the election.
+    ElectionExpired {
+        /// The election's topic.
+        topic: String,
+        /// Its creator.
+        creator: String,
+        /// Yes votes this node counted.
+        yes: usize,
+    },
 }
 
 impl Event {
@@ -102,7 +194,7 @@ impl Event {
             | Event::MemberFailed(m)
             | Event::MemberLeft(m)
             | Event::MemberUpdated(m) => Some(m),
-            Event::KeyUpdated { .. } | Event::KeyDeleted { .. } | Event::KeyExpired { .. } => None,
+            _ => None,
         }
     }
 
@@ -112,6 +204,14 @@ impl Event {
             Event::KeyUpdated { node, .. }
             | Event::KeyDeleted { node, .. }
             | Event::KeyExpired { node, .. } => node,
+            Event::UserEvent { origin, .. } => origin,
+            Event::Query { from, .. }
+            | Event::QueryAck { from, .. }
+            | Event::QueryResponse { from, .. } => from,
+            Event::QueryDone { id, .. } => &id.origin,
+            Event::ElectionStarted { creator, .. }
+            | Event::Quorum { creator, .. }
+            | Event::ElectionExpired { creator, .. } => creator,
             other => other.member().map_or("", |m| m.name.as_str()),
         }
     }
@@ -138,6 +238,37 @@ impl Event {
             Event::KeyUpdated { .. } => "key_updated",
             Event::KeyDeleted { .. } => "key_deleted",
             Event::KeyExpired { .. } => "key_expired",
+            Event::UserEvent { .. } => "user_event",
+            Event::Query { .. } => "query",
+            Event::QueryAck { .. } => "query_ack",
+            Event::QueryResponse { .. } => "query_response",
+            Event::QueryDone { .. } => "query_done",
+            Event::ElectionStarted { .. } => "election_started",
+            Event::Quorum { .. } => "quorum",
+            Event::ElectionExpired { .. } => "election_expired",
         }
+    }
+
+    /// The name of a user event: what `hear(pattern)`-style subscriptions
+    /// match with [`KeyPattern::matches`](crate::KeyPattern::matches).
+    pub fn user_event_name(&self) -> Option<&str> {
+        match self {
+            Event::UserEvent { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The name of a query received: what the runtime picks the registered
+    /// handler by.
+    pub fn query_name(&self) -> Option<&str> {
+        match self {
+            Event::Query { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a user event whose name `pattern` matches.
+    pub fn is_user_event_matching(&self, pattern: &crate::KeyPattern) -> bool {
+        self.user_event_name().is_some_and(|n| pattern.matches(n))
     }
 }

@@ -11,8 +11,10 @@
 //! Membership is SWIM (ping, ping-req, suspect, dead) with Lifeguard's local
 //! health, dynamic suspicion timeouts and buddy system; updates ride on
 //! probe traffic and on a gossip tick; anti-entropy compares a hash carried
-//! on every probe and exchanges state only where it differs. The algorithm
-//! is described in `docs/PROTOCOL.md`.
+//! on every probe and exchanges state only where it differs. Replicated
+//! key/value state ([`kv`]) and an event bus with queries and quorum
+//! elections ([`bus`]) run on the same endpoint. The algorithm is described
+//! in `docs/PROTOCOL.md`.
 //!
 //! [`runtime`] runs endpoints over real UDP: a [`runtime::Node`] per thread,
 //! or many on one [`runtime::Host`] thread, with a blocking API and event
@@ -21,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod broadcast;
+pub mod bus;
 mod config;
 mod endpoint;
 mod event;
@@ -33,6 +36,7 @@ mod stats;
 mod time;
 pub mod wire;
 
+pub use bus::{BusError, EventId, QueryFilter, QueryId};
 pub use config::{Config, ConfigError};
 pub use endpoint::{Endpoint, Transmit};
 pub use event::{Event, Member, MemberState};

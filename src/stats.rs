@@ -79,6 +79,21 @@ pub struct Stats {
     pub kv_generation_refutations: u64,
     /// Gossip intervals that overflowed (flow control halved the push rate).
     pub kv_overflows: u64,
+    /// Bus items (events, queries, elections, votes) received for the
+    /// first time.
+    pub bus_items_new: u64,
+    /// Bus items received again (pushed by several peers, or pulled twice).
+    pub bus_duplicates: u64,
+    /// Bus item ids this node pulled (asked a peer for).
+    pub bus_wants: u64,
+    /// Bus items this node sent in answer to pulls.
+    pub bus_served: u64,
+    /// Datagrams sent that carried only bus traffic (items, id lists,
+    /// pulls, query replies), for the per-event cost figures.
+    pub bus_packets_out: u64,
+    /// Coalesced events not delivered because a later one of the same
+    /// name superseded them.
+    pub events_coalesced: u64,
 }
 
 impl Stats {

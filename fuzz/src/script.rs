@@ -201,6 +201,60 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
             generation: s.int(),
             floor: s.int(),
         }),
+        MessageKind::UserEvent => Message::UserEvent(wire::UserEvent {
+            head: head(s),
+            name: s.text(300),
+            coalesce: s.u8() % 2 == 0,
+            payload: Bytes(s.take(600)),
+        }),
+        MessageKind::Query => Message::Query(wire::Query {
+            head: head(s),
+            addr: s.addr(),
+            name: s.text(300),
+            filter: Bytes(s.take(64)),
+            payload: Bytes(s.take(600)),
+        }),
+        MessageKind::Election => Message::Election(wire::Election {
+            head: head(s),
+            topic: s.text(300),
+            min: small(s),
+            total: small(s),
+        }),
+        MessageKind::Vote => Message::Vote(wire::Vote {
+            head: head(s),
+            creator: s.text(300),
+            election: s.int(),
+            yes: s.u8() % 2 == 0,
+        }),
+        MessageKind::QueryReply => Message::QueryReply(wire::QueryReply {
+            asker: s.text(300),
+            seq: s.int(),
+            from: s.text(300),
+            ack: s.u8() % 2 == 0,
+            payload: Bytes(s.take(600)),
+        }),
+        MessageKind::BusPush => Message::BusPush(wire::BusPush { fanout: small(s) }),
+        MessageKind::BusHave => Message::BusHave(wire::BusHave {
+            reply_mask: s.int(),
+            ids: Bytes(s.take(100)),
+        }),
+        MessageKind::BusWant => Message::BusWant(wire::BusWant {
+            ids: Bytes(s.take(100)),
+        }),
+        MessageKind::BusSync => Message::BusSync(wire::BusSync {
+            buckets: Bytes(s.take(100)),
+        }),
+    }
+}
+
+/// A bus item's head, fields from the script.
+fn head<'a>(s: &mut Script<'a>) -> wire::BusHead<'a> {
+    wire::BusHead {
+        origin: s.text(300),
+        seq: s.int(),
+        lamport: s.int(),
+        at_ms: s.int(),
+        ttl_ms: s.int(),
     }
 }
 

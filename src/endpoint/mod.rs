@@ -10,11 +10,15 @@
 //!
 //! The concerns live in submodules: `probe` (SWIM's failure detector),
 //! `merge` (precedence rules, refutation, suspicion timers), `sync` (join,
-//! anti-entropy, reconnection, forgetting).
+//! anti-entropy, reconnection, forgetting), `kv` (replicated state),
+//! `bus`, `query` and `election` (the event bus).
 
+mod bus;
+mod election;
 mod kv;
 mod merge;
 mod probe;
+mod query;
 mod secure;
 mod sync;
 
@@ -95,6 +99,8 @@ pub struct Endpoint {
     kv: kv::KvState,
     // Allow-list, keyring and sealing (secure.rs).
     gate: secure::Gate,
+    // Event bus, queries and elections (bus.rs, query.rs, election.rs).
+    bus: bus::BusState,
 
     /// Whether a time was seen yet (first deadlines count from it).
     clock_started: bool,
@@ -117,6 +123,7 @@ struct AfterPacket {
     /// A key/value digest to answer, with its lines.
     kv_pull: Option<wire::KvPull>,
     kv_digests: Vec<(CompactString, u64, u64)>,
+    bus: bus::AfterBus,
 }
 
 impl Endpoint {
@@ -147,7 +154,12 @@ impl Endpoint {
             config.kv_push_rate,
         );
         let gate = secure::Gate::new(&config.keys, rng.random(), rng.random(), rng.random());
+        let next_seq: u32 = rng.random();
+        // Seeded from a draw made anyway, so adding the bus changed no
+        // other random choice (and no simulation result).
+        let bus = bus::BusState::new(u64::from(next_seq) ^ 0x6275_735f_7365_6564);
         Ok(Endpoint {
+            bus,
             kv,
             gate,
             awareness: Awareness::new(config.awareness_max_multiplier),
@@ -163,7 +175,7 @@ impl Endpoint {
             recent_probes: VecDeque::new(),
             reprobe: None,
             next_probe,
-            next_seq: rng.random(),
+            next_seq,
             relays: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(rng.random())),
             relay_deadlines: VecDeque::new(),
             suspicions: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(rng.random())),
@@ -260,7 +272,8 @@ impl Endpoint {
     pub fn state_hash(&self) -> [u8; 4] {
         let m = self.members.hash32();
         let k = self.kv.store.hash32();
-        [m[0] ^ k[0], m[1] ^ k[1], m[2] ^ k[2], m[3] ^ k[3]]
+        let b = self.bus_hash();
+        std::array::from_fn(|i| m[i] ^ k[i] ^ b[i])
     }
 
     /// Counters.
@@ -455,6 +468,15 @@ impl Endpoint {
             }
             Message::KvPull(p) => after.kv_pull = Some(p),
             Message::KvReset(r) => self.handle_kv_reset(&r),
+            Message::UserEvent(_)
+            | Message::Query(_)
+            | Message::Election(_)
+            | Message::Vote(_)
+            | Message::QueryReply(_)
+            | Message::BusPush(_)
+            | Message::BusHave(_)
+            | Message::BusWant(_)
+            | Message::BusSync(_) => self.handle_bus(now, msg, &mut after.bus),
         }
     }
 
@@ -469,6 +491,7 @@ impl Endpoint {
         }
         if let Some(name) = after.join_reply {
             self.send_join_reply(from, &name);
+            self.list_bus_items(from);
         }
         if let Some(mask) = after.push {
             self.send_entries(from, mask, None);
@@ -476,6 +499,7 @@ impl Endpoint {
         if let Some(pull) = after.kv_pull {
             self.answer_pull(from, pull, &after.kv_digests);
         }
+        self.finish_bus(from, after.bus);
         if let Some(theirs) = after.peer_hash {
             if theirs != self.state_hash() {
                 self.out_of_sync = Some(from);
@@ -486,6 +510,7 @@ impl Endpoint {
     /// Runs every timer that is due at `now`.
     pub fn handle_timeout(&mut self, now: Time) {
         self.run_kv_timers(now);
+        self.run_bus_timers(now);
         if !self.left {
             self.run_probe(now);
         }
@@ -495,6 +520,7 @@ impl Endpoint {
         self.expire_suspicions(now);
         if now >= self.next_gossip {
             self.kv_gossip_tick(now);
+            self.bus_gossip_tick(now);
             if !self.queue.is_empty() {
                 self.gossip(now);
             }
@@ -546,10 +572,13 @@ impl Endpoint {
         if let Some(Reverse((t, _))) = self.suspicion_deadlines.peek() {
             consider(*t);
         }
-        if !self.queue.is_empty() || self.kv.wants_gossip(self.kv.now) {
+        if !self.queue.is_empty() || self.kv.wants_gossip(self.kv.now) || self.bus.wants_gossip() {
             consider(self.next_gossip);
         }
         if let Some(t) = self.kv.next_timer() {
+            consider(t);
+        }
+        if let Some(t) = self.bus.next_timer() {
             consider(t);
         }
         next

@@ -168,15 +168,21 @@ impl Endpoint {
         });
         self.stats.syncs_started += 1;
         let buckets = self.members.bucket_hashes();
-        self.send(
-            peer,
-            &[Message::SyncRequest(wire::SyncRequest {
-                id,
-                from: &self.config.name.clone(),
-                buckets: wire::Bytes(&buckets),
-            })],
-            false,
-        );
+        let name = self.config.name.clone();
+        let mut msgs = vec![Message::SyncRequest(wire::SyncRequest {
+            id,
+            from: &name,
+            buckets: wire::Bytes(&buckets),
+        })];
+        // The state hash covers bus items too: the peer lists its items in
+        // the buckets that differ.
+        let bus = self.bus_sync_buckets();
+        if let Some(bus) = &bus {
+            msgs.push(Message::BusSync(wire::BusSync {
+                buckets: wire::Bytes(bus),
+            }));
+        }
+        self.send(peer, &msgs, false);
     }
 
     /// Answers a sync request: the differing buckets and our entries in them.

@@ -31,6 +31,8 @@ pub enum EventKind {
     KeyDeleted,
     /// [`Event::KeyExpired`].
     KeyExpired,
+    /// Event-bus events: [`Event::UserEvent`], queries, elections.
+    Bus,
 }
 
 impl EventKind {
@@ -46,6 +48,7 @@ impl EventKind {
             Event::KeyUpdated { .. } => EventKind::KeyUpdated,
             Event::KeyDeleted { .. } => EventKind::KeyDeleted,
             Event::KeyExpired { .. } => EventKind::KeyExpired,
+            _ => EventKind::Bus,
         }
     }
 

@@ -149,11 +149,14 @@ pub enum EventKind {
     KeyDeleted,
     /// [`Event::KeyExpired`].
     KeyExpired,
+    /// Any event of the event bus, queries or elections. The event log
+    /// records membership events only; watch these with [`Sim::on_event`].
+    Bus,
 }
 
 impl EventKind {
     /// Every kind.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Joined,
         EventKind::Recovered,
         EventKind::Suspect,
@@ -163,6 +166,7 @@ impl EventKind {
         EventKind::KeyUpdated,
         EventKind::KeyDeleted,
         EventKind::KeyExpired,
+        EventKind::Bus,
     ];
 
     /// The kind of `event`.
@@ -177,6 +181,7 @@ impl EventKind {
             Event::KeyUpdated { .. } => EventKind::KeyUpdated,
             Event::KeyDeleted { .. } => EventKind::KeyDeleted,
             Event::KeyExpired { .. } => EventKind::KeyExpired,
+            _ => EventKind::Bus,
         }
     }
 

@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::bus::{
+    BusHave, BusPush, BusSync, BusWant, Election, Query, QueryReply, UserEvent, Vote,
+};
 use super::codec::Bytes;
 use super::WireError;
 
@@ -287,6 +290,23 @@ pub enum Message<'a> {
     KvPull(KvPull),
     #[serde(borrow)]
     KvReset(KvReset<'a>),
+    #[serde(borrow)]
+    UserEvent(UserEvent<'a>),
+    #[serde(borrow)]
+    Query(Query<'a>),
+    #[serde(borrow)]
+    Election(Election<'a>),
+    #[serde(borrow)]
+    Vote(Vote<'a>),
+    #[serde(borrow)]
+    QueryReply(QueryReply<'a>),
+    BusPush(BusPush),
+    #[serde(borrow)]
+    BusHave(BusHave<'a>),
+    #[serde(borrow)]
+    BusWant(BusWant<'a>),
+    #[serde(borrow)]
+    BusSync(BusSync<'a>),
 }
 
 /// The kinds of message, for statistics and logs.
@@ -310,11 +330,20 @@ pub enum MessageKind {
     KvDigest,
     KvPull,
     KvReset,
+    UserEvent,
+    Query,
+    Election,
+    Vote,
+    QueryReply,
+    BusPush,
+    BusHave,
+    BusWant,
+    BusSync,
 }
 
 impl MessageKind {
     /// Every kind, in wire-tag order.
-    pub const ALL: [MessageKind; 17] = [
+    pub const ALL: [MessageKind; 26] = [
         MessageKind::Ping,
         MessageKind::PingReq,
         MessageKind::Ack,
@@ -332,6 +361,15 @@ impl MessageKind {
         MessageKind::KvDigest,
         MessageKind::KvPull,
         MessageKind::KvReset,
+        MessageKind::UserEvent,
+        MessageKind::Query,
+        MessageKind::Election,
+        MessageKind::Vote,
+        MessageKind::QueryReply,
+        MessageKind::BusPush,
+        MessageKind::BusHave,
+        MessageKind::BusWant,
+        MessageKind::BusSync,
     ];
 
     /// A short lowercase name.
@@ -354,11 +392,20 @@ impl MessageKind {
             MessageKind::KvDigest => "kv_digest",
             MessageKind::KvPull => "kv_pull",
             MessageKind::KvReset => "kv_reset",
+            MessageKind::UserEvent => "user_event",
+            MessageKind::Query => "query",
+            MessageKind::Election => "election",
+            MessageKind::Vote => "vote",
+            MessageKind::QueryReply => "query_reply",
+            MessageKind::BusPush => "bus_push",
+            MessageKind::BusHave => "bus_have",
+            MessageKind::BusWant => "bus_want",
+            MessageKind::BusSync => "bus_sync",
         }
     }
 }
 
-fn check_name(name: &str) -> Result<(), WireError> {
+pub(super) fn check_name(name: &str) -> Result<(), WireError> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(WireError::BadName);
     }
@@ -393,6 +440,15 @@ impl<'a> Message<'a> {
             Message::KvDigest(_) => MessageKind::KvDigest,
             Message::KvPull(_) => MessageKind::KvPull,
             Message::KvReset(_) => MessageKind::KvReset,
+            Message::UserEvent(_) => MessageKind::UserEvent,
+            Message::Query(_) => MessageKind::Query,
+            Message::Election(_) => MessageKind::Election,
+            Message::Vote(_) => MessageKind::Vote,
+            Message::QueryReply(_) => MessageKind::QueryReply,
+            Message::BusPush(_) => MessageKind::BusPush,
+            Message::BusHave(_) => MessageKind::BusHave,
+            Message::BusWant(_) => MessageKind::BusWant,
+            Message::BusSync(_) => MessageKind::BusSync,
         }
     }
 
@@ -447,6 +503,15 @@ impl<'a> Message<'a> {
             Message::KvDigest(d) => check_name(d.node),
             Message::KvPull(_) => Ok(()),
             Message::KvReset(r) => check_name(r.node),
+            Message::UserEvent(m) => m.validate(),
+            Message::Query(m) => m.validate(),
+            Message::Election(m) => m.validate(),
+            Message::Vote(m) => m.validate(),
+            Message::QueryReply(m) => m.validate(),
+            Message::BusPush(m) => m.validate(),
+            Message::BusHave(m) => m.validate(),
+            Message::BusWant(m) => m.validate(),
+            Message::BusSync(m) => m.validate(),
         }
     }
 }
@@ -547,5 +612,59 @@ pub fn example_messages() -> Vec<Message<'static>> {
             generation: 2,
             floor: 40,
         }),
+        Message::UserEvent(UserEvent {
+            head: example_head(),
+            name: "deploy",
+            coalesce: true,
+            payload: Bytes(b"v1.2.3"),
+        }),
+        Message::Query(Query {
+            head: example_head(),
+            addr,
+            name: "uptime",
+            filter: Bytes(b"\x00\x09node-0017\x01\x08role=web"),
+            payload: Bytes(b"?"),
+        }),
+        Message::Election(Election {
+            head: example_head(),
+            topic: "leader",
+            min: 3,
+            total: 5,
+        }),
+        Message::Vote(Vote {
+            head: example_head(),
+            creator: "node-0002",
+            election: 7,
+            yes: true,
+        }),
+        Message::QueryReply(QueryReply {
+            asker: "node-0002",
+            seq: 7,
+            from: "node-0017",
+            ack: false,
+            payload: Bytes(b"up 3 days"),
+        }),
+        Message::BusPush(BusPush { fanout: 2 }),
+        Message::BusHave(BusHave {
+            reply_mask: 0x8001,
+            ids: Bytes(&[0x5a; 3 * super::BUS_ID_LEN]),
+        }),
+        Message::BusWant(BusWant {
+            ids: Bytes(&[0xa5; super::BUS_ID_LEN]),
+        }),
+        Message::BusSync(BusSync {
+            buckets: Bytes(&[0x3c; 4 * super::BUS_BUCKETS]),
+        }),
     ]
+}
+
+/// The item head of the bus examples.
+fn example_head() -> super::BusHead<'static> {
+    super::BusHead {
+        origin: "node-0002",
+        seq: 3_000_000_007,
+        lamport: 41,
+        at_ms: 1_700_000_000_000,
+        ttl_ms: 30_000,
+    }
 }

@@ -19,10 +19,12 @@
 //! cluster or protocol version is rejected before a single message byte is
 //! decoded. Every builder packs to a byte budget and never exceeds it.
 
+mod bus;
 mod codec;
 mod fast;
 mod message;
 
+pub use bus::*;
 pub(crate) use codec::{decode_from, encode_into, encode_to_vec};
 pub use codec::{Bytes, DoesNotFit};
 pub use message::*;
@@ -32,7 +34,7 @@ use std::fmt;
 /// First two bytes of every datagram.
 pub const MAGIC: [u8; 2] = *b"vn";
 /// Version of the format; a datagram with another version is dropped.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 /// Bytes taken by the header.
 pub const HEADER_LEN: usize = 8;
 /// Smallest datagram budget a node may be configured with.
@@ -87,6 +89,11 @@ pub enum WireError {
     BadVersion,
     /// The source address is outside `Config::allowed_sources`.
     SourceNotAllowed,
+    /// An event-bus message breaking a rule: an empty or over-long name or
+    /// topic, a zero lifetime, a bad query filter, a quorum outside
+    /// `1..=total`, an id list that is not whole 8-byte ids, an ack with a
+    /// payload.
+    BadBus,
     /// Sealed, and there is no key to open it (a node without keys, or the
     /// plain decoder, which only reads opened datagrams).
     NoKey,
@@ -122,6 +129,7 @@ impl WireError {
             WireError::WrongKey => "wrong_key",
             WireError::PlaintextRefused => "plaintext_refused",
             WireError::StaleTimestamp => "stale_timestamp",
+            WireError::BadBus => "bad_bus",
         }
     }
 }
@@ -369,6 +377,15 @@ fn decode_body_reference(tag: u8, body: &[u8]) -> Result<(Message<'_>, usize), W
         Some(MessageKind::KvDigest) => body_of(body, Message::KvDigest),
         Some(MessageKind::KvPull) => body_of(body, Message::KvPull),
         Some(MessageKind::KvReset) => body_of(body, Message::KvReset),
+        Some(MessageKind::UserEvent) => body_of(body, Message::UserEvent),
+        Some(MessageKind::Query) => body_of(body, Message::Query),
+        Some(MessageKind::Election) => body_of(body, Message::Election),
+        Some(MessageKind::Vote) => body_of(body, Message::Vote),
+        Some(MessageKind::QueryReply) => body_of(body, Message::QueryReply),
+        Some(MessageKind::BusPush) => body_of(body, Message::BusPush),
+        Some(MessageKind::BusHave) => body_of(body, Message::BusHave),
+        Some(MessageKind::BusWant) => body_of(body, Message::BusWant),
+        Some(MessageKind::BusSync) => body_of(body, Message::BusSync),
         None => Err(WireError::Malformed),
     }
 }
