@@ -44,6 +44,16 @@ fn count_failures(sim: &mut Sim) -> Arc<Mutex<Vec<String>>> {
     failed
 }
 
+/// Applies `f` to every node one by one, with time passing in between, as an
+/// operator's rollout would, then lets the cluster settle.
+fn rollout(sim: &mut Sim, nodes: &[NodeId], f: &dyn Fn(&mut Endpoint)) {
+    for &x in nodes {
+        sim.with_endpoint(x, |ep, _| f(ep));
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(Duration::from_secs(5));
+}
+
 fn drops(sim: &Sim, x: NodeId, reason: &str) -> u64 {
     sim.endpoint(x).stats().drops_for(reason)
 }
@@ -87,15 +97,7 @@ fn keys_rotate_across_a_running_cluster_without_false_failures() {
     sim.wait_until(STEP, Duration::from_secs(60), Sim::full_view)
         .expect("converge");
     let failed = count_failures(&mut sim);
-    // Each step reaches the nodes one by one, with time passing in between,
-    // as an operator's rollout would.
-    let step = |sim: &mut Sim, f: &dyn Fn(&mut Endpoint)| {
-        for &x in &nodes {
-            sim.with_endpoint(x, |ep, _| f(ep));
-            sim.run_for(Duration::from_millis(50));
-        }
-        sim.run_for(Duration::from_secs(5));
-    };
+    let step = |sim: &mut Sim, f: &dyn Fn(&mut Endpoint)| rollout(sim, &nodes, f);
     step(&mut sim, &|ep| ep.install_key(key(2)));
     step(&mut sim, &|ep| ep.use_key(&key(2)).unwrap());
     step(&mut sim, &|ep| ep.remove_key(&key(1)).unwrap());
@@ -122,13 +124,7 @@ fn a_live_cluster_moves_from_plaintext_to_encryption_without_downtime() {
     sim.wait_until(STEP, Duration::from_secs(60), Sim::full_view)
         .expect("converge");
     let failed = count_failures(&mut sim);
-    let step = |sim: &mut Sim, f: &dyn Fn(&mut Endpoint)| {
-        for &x in &nodes {
-            sim.with_endpoint(x, |ep, _| f(ep));
-            sim.run_for(Duration::from_millis(50));
-        }
-        sim.run_for(Duration::from_secs(5));
-    };
+    let step = |sim: &mut Sim, f: &dyn Fn(&mut Endpoint)| rollout(sim, &nodes, f);
     // 1: accept sealed, keep sending and accepting plaintext.
     step(&mut sim, &|ep| {
         ep.set_send_plaintext(true);

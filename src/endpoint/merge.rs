@@ -129,20 +129,7 @@ impl Endpoint {
                 // refuted one. (memberlist counts it as a confirmation and
                 // can declare a slow but living member dead at the stale
                 // incarnation; the `slow` scenario showed it.)
-                self.members.update(id, |r| {
-                    r.incarnation = incarnation;
-                    r.state_since = now;
-                });
-                self.stats.suspicions += 1;
-                self.start_suspicion(now, id, from);
-                self.broadcast(
-                    name,
-                    &Message::Suspect(wire::Suspect {
-                        name,
-                        incarnation,
-                        from,
-                    }),
-                );
+                self.suspect_anew(now, id, name, incarnation, from);
             }
             MemberState::Suspect => {
                 let confirmed = self
@@ -161,24 +148,29 @@ impl Endpoint {
                 }
             }
             MemberState::Alive => {
-                self.members.update(id, |r| {
-                    r.incarnation = incarnation;
-                    r.state = MemberState::Suspect;
-                    r.state_since = now;
-                });
-                self.stats.suspicions += 1;
-                self.start_suspicion(now, id, from);
-                self.broadcast(
-                    name,
-                    &Message::Suspect(wire::Suspect {
-                        name,
-                        incarnation,
-                        from,
-                    }),
-                );
+                self.suspect_anew(now, id, name, incarnation, from);
                 self.emit(Event::MemberSuspect, id);
             }
         }
+    }
+
+    /// Starts a suspicion of `id` at `incarnation` by `from`, and spreads it.
+    fn suspect_anew(&mut self, now: Time, id: MemberId, name: &str, incarnation: u32, from: &str) {
+        self.members.update(id, |r| {
+            r.incarnation = incarnation;
+            r.state = MemberState::Suspect;
+            r.state_since = now;
+        });
+        self.stats.suspicions += 1;
+        self.start_suspicion(now, id, from);
+        self.broadcast(
+            name,
+            &Message::Suspect(wire::Suspect {
+                name,
+                incarnation,
+                from,
+            }),
+        );
     }
 
     fn start_suspicion(&mut self, now: Time, id: MemberId, from: &str) {
