@@ -18,10 +18,7 @@ const STEP: Duration = Duration::from_millis(100);
 fn cluster_with(n: usize, seed: u64, config: &Config) -> (Sim, Vec<NodeId>) {
     let mut sim = Sim::new(seed, NetworkConfig::default());
     let nodes = sim.add_nodes(n, config);
-    for &x in &nodes[1..] {
-        sim.join(x, &[nodes[0]]);
-    }
-    let at = sim.wait_until(STEP, Duration::from_secs(60), Sim::full_view);
+    let at = sim.join_all(&nodes, Duration::from_secs(60));
     assert!(at.is_some(), "seed {seed}: {n} nodes did not converge");
     (sim, nodes)
 }

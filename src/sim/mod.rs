@@ -775,6 +775,19 @@ impl Sim {
         }
     }
 
+    /// Joins every node of `nodes` but the first through the first, then
+    /// runs until every running node lists all ([`Sim::full_view`]), for at
+    /// most `timeout`: the usual start of a scenario. Returns when the view
+    /// was full, or `None` if it never was.
+    pub fn join_all(&mut self, nodes: &[NodeId], timeout: Duration) -> Option<Time> {
+        if let Some((&seed, rest)) = nodes.split_first() {
+            for &x in rest {
+                self.join(x, &[seed]);
+            }
+        }
+        self.wait_until(Duration::from_millis(100), timeout, Sim::full_view)
+    }
+
     /// Sends `data` from node `from` to node `to` through the network
     /// model, as if `from`'s endpoint had sent it (for tests of the
     /// network, or to inject crafted datagrams).
