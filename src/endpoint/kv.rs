@@ -904,16 +904,28 @@ impl Endpoint {
             })));
         }
         let start = if send.from_scratch { 0 } else { send.after };
+        // Encode only what this interval's budget can take, plus one entry
+        // past it (which raises the overflow below): a replica far behind
+        // must not cost encoding its owner's whole state every interval.
+        let room = self
+            .config
+            .kv_round_budget
+            .saturating_sub(self.kv.round_bytes);
+        let mut planned: usize = encoded.iter().map(Vec::len).sum();
         for (key, r) in s.entries_after(start) {
+            let past_budget = planned >= room;
             let base = if send.from_scratch {
                 prev
             } else {
                 s.base_of(r.version)
             };
-            encoded.push(wire::encode_message(&Message::KvEntry(
-                s.entry(node, key, r, base),
-            )));
+            let entry = wire::encode_message(&Message::KvEntry(s.entry(node, key, r, base)));
+            planned += entry.len();
+            encoded.push(entry);
             prev = r.version;
+            if past_budget {
+                break;
+            }
         }
         let reset_len = if send.from_scratch {
             encoded[0].len()
