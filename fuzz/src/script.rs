@@ -91,7 +91,7 @@ impl<'a> Script<'a> {
     /// An address, IPv4 or IPv6.
     pub fn addr(&mut self) -> SocketAddr {
         let port = u16::from_le_bytes([self.u8(), self.u8()]);
-        if self.u8() % 2 == 0 {
+        if self.u8().is_multiple_of(2) {
             SocketAddr::from(([self.u8(), self.u8(), self.u8(), self.u8()], port))
         } else {
             let mut ip = [0u8; 16];
@@ -116,7 +116,7 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
             seq: small(s),
             target: s.text(300),
             target_addr: s.addr(),
-            nack: s.u8() % 2 == 0,
+            nack: s.u8().is_multiple_of(2),
         }),
         MessageKind::Ack => Message::Ack(wire::Ack {
             seq: small(s),
@@ -184,7 +184,7 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
             key: s.text(300),
             value: Bytes(s.take(255)),
             expires_ms: s.int(),
-            deleted: s.u8() % 2 == 0,
+            deleted: s.u8().is_multiple_of(2),
         }),
         MessageKind::KvDigest => Message::KvDigest(KvDigest {
             node: s.text(300),
@@ -193,8 +193,8 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
             max_version: s.int(),
         }),
         MessageKind::KvPull => Message::KvPull(KvPull {
-            reply: s.u8() % 2 == 0,
-            complete: s.u8() % 2 == 0,
+            reply: s.u8().is_multiple_of(2),
+            complete: s.u8().is_multiple_of(2),
         }),
         MessageKind::KvReset => Message::KvReset(KvReset {
             node: s.text(300),
@@ -204,7 +204,7 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
         MessageKind::UserEvent => Message::UserEvent(wire::UserEvent {
             head: head(s),
             name: s.text(300),
-            coalesce: s.u8() % 2 == 0,
+            coalesce: s.u8().is_multiple_of(2),
             payload: Bytes(s.take(600)),
         }),
         MessageKind::Query => Message::Query(wire::Query {
@@ -224,13 +224,13 @@ pub fn message<'a>(s: &mut Script<'a>) -> Message<'a> {
             head: head(s),
             creator: s.text(300),
             election: s.int(),
-            yes: s.u8() % 2 == 0,
+            yes: s.u8().is_multiple_of(2),
         }),
         MessageKind::QueryReply => Message::QueryReply(wire::QueryReply {
             asker: s.text(300),
             seq: s.int(),
             from: s.text(300),
-            ack: s.u8() % 2 == 0,
+            ack: s.u8().is_multiple_of(2),
             payload: Bytes(s.take(600)),
         }),
         MessageKind::BusPush => Message::BusPush(wire::BusPush { fanout: small(s) }),
@@ -374,8 +374,8 @@ pub fn check_kv_merge(data: &[u8]) {
                     max_version: s.below(50),
                 }),
                 6 => Message::KvPull(KvPull {
-                    reply: s.u8() % 2 == 0,
-                    complete: s.u8() % 2 == 0,
+                    reply: s.u8().is_multiple_of(2),
+                    complete: s.u8().is_multiple_of(2),
                 }),
                 _ => Message::KvReset(KvReset {
                     node,

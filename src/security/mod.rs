@@ -10,6 +10,7 @@
 //! The cluster name (a tag in every header) separates clusters that share
 //! a network by accident; encryption separates them from attackers.
 
+pub mod aead;
 pub mod cidr;
 pub mod keyring;
 pub mod seal;

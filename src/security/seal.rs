@@ -16,20 +16,18 @@
 //!
 //! AES-256-GCM over ChaCha20-Poly1305: measured on this project's machine
 //! (AES-NI and CLMUL, as every server CPU of the last decade has), seal +
-//! open of a 1400-byte datagram is several times faster with AES-GCM
-//! (figures in `docs/PERFORMANCE.md`); on CPUs without AES instructions
-//! ChaCha would win, which is not where clusters run.
+//! open of a 1400-byte datagram is 3.7× faster with RustCrypto's AES-GCM
+//! than with its ChaCha20-Poly1305, and 8× with ring's (figures in
+//! `docs/PERFORMANCE.md`); on CPUs without AES instructions ChaCha would
+//! win, which is not where clusters run. Which implementation seals is
+//! [`super::aead`]'s business.
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce, Tag};
-
+use super::aead::{Cipher, TAG_LEN};
 use super::keyring::{Keyring, SecretKey};
 use crate::wire::{WireError, FLAG_ENCRYPTED, HEADER_LEN};
 
-/// Bytes of an AES-GCM nonce.
-pub const NONCE_LEN: usize = 12;
+pub use super::aead::NONCE_LEN;
 const STAMP_LEN: usize = 8;
-const TAG_LEN: usize = 16;
 
 /// Bytes encryption adds to a datagram: nonce, timestamp and tag.
 pub const SEAL_OVERHEAD: usize = NONCE_LEN + STAMP_LEN + TAG_LEN;
@@ -43,12 +41,7 @@ pub fn seal_datagram(
     stamp_ms: u64,
     nonce: [u8; NONCE_LEN],
 ) -> Vec<u8> {
-    seal_with(
-        &Aes256Gcm::new(key.as_bytes().into()),
-        plain,
-        stamp_ms,
-        nonce,
-    )
+    seal_with(&Cipher::new(key.as_bytes()), plain, stamp_ms, nonce)
 }
 
 /// Opens a sealed datagram with any key of `ring`: the plaintext datagram
@@ -58,7 +51,7 @@ pub fn open_datagram(ring: &Keyring, sealed: &[u8]) -> Result<(Vec<u8>, u64), Wi
     Sealer::new(ring, [0; 4], 0).open(sealed)
 }
 
-fn seal_with(cipher: &Aes256Gcm, plain: &[u8], stamp_ms: u64, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
+fn seal_with(cipher: &Cipher, plain: &[u8], stamp_ms: u64, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
     let (head, body) = plain.split_at(HEADER_LEN.min(plain.len()));
     let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
     out.extend_from_slice(head);
@@ -71,9 +64,7 @@ fn seal_with(cipher: &Aes256Gcm, plain: &[u8], stamp_ms: u64, nonce: [u8; NONCE_
     out.extend_from_slice(body);
     let (aad, rest) = out.split_at_mut(aad_len);
     let sealed = &mut rest[NONCE_LEN..];
-    let tag = cipher
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, sealed)
-        .expect("a datagram is far below AES-GCM's message limit");
+    let tag = cipher.seal(nonce, aad, sealed);
     out.extend_from_slice(&tag);
     out
 }
@@ -81,7 +72,7 @@ fn seal_with(cipher: &Aes256Gcm, plain: &[u8], stamp_ms: u64, nonce: [u8; NONCE_
 /// The ciphers of a keyring (key schedules computed once) and the nonce
 /// state: what an endpoint seals and opens with.
 pub struct Sealer {
-    ciphers: Vec<Aes256Gcm>,
+    ciphers: Vec<Cipher>,
     prefix: [u8; 4],
     counter: u64,
 }
@@ -104,7 +95,7 @@ impl Sealer {
         self.ciphers = ring
             .keys()
             .iter()
-            .map(|k| Aes256Gcm::new(k.as_bytes().into()))
+            .map(|k| Cipher::new(k.as_bytes()))
             .collect();
     }
 
@@ -136,18 +127,12 @@ impl Sealer {
         let (aad, rest) = sealed.split_at(HEADER_LEN);
         let (nonce, rest) = rest.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = Vec::with_capacity(sealed.len());
+        let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
+        let tag: &[u8; TAG_LEN] = tag.try_into().expect("split at TAG_LEN");
+        let mut buf = vec![0; sealed.len() - NONCE_LEN - TAG_LEN];
+        buf[..HEADER_LEN].copy_from_slice(aad);
         for cipher in &self.ciphers {
-            buf.clear();
-            buf.extend_from_slice(aad);
-            buf.extend_from_slice(ciphertext);
-            let opened = cipher.decrypt_in_place_detached(
-                Nonce::from_slice(nonce),
-                aad,
-                &mut buf[HEADER_LEN..],
-                Tag::from_slice(tag),
-            );
-            if opened.is_ok() {
+            if cipher.open(nonce, aad, ciphertext, tag, &mut buf[HEADER_LEN..]) {
                 let stamp: [u8; STAMP_LEN] = buf[HEADER_LEN..HEADER_LEN + STAMP_LEN]
                     .try_into()
                     .expect("length checked");

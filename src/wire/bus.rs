@@ -280,7 +280,7 @@ fn check_event_name(name: &str) -> Result<(), WireError> {
 }
 
 fn check_ids(ids: Bytes<'_>) -> Result<(), WireError> {
-    check(ids.0.len() % BUS_ID_LEN == 0)
+    check(ids.0.len().is_multiple_of(BUS_ID_LEN))
 }
 
 impl BusHead<'_> {
