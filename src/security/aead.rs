@@ -28,113 +28,93 @@ pub const BACKEND: &str = if cfg!(feature = "ring") {
     "rustcrypto"
 };
 
+type Nonce = [u8; NONCE_LEN];
+type Tag = [u8; TAG_LEN];
+
+/// One key's expanded schedule: the backend's AES-256-GCM key.
+pub struct Cipher(backend::Key);
+
+impl Cipher {
+    /// Expands `key` once; every datagram under it reuses the schedule.
+    pub fn new(key: &[u8; 32]) -> Cipher {
+        Cipher(backend::expand(key))
+    }
+
+    /// Encrypts `buf` in place, authenticating `aad` too; the tag.
+    pub fn seal(&self, nonce: Nonce, aad: &[u8], buf: &mut [u8]) -> Tag {
+        backend::seal(&self.0, &nonce, aad, buf)
+    }
+
+    /// Decrypts `ciphertext` into `out` (same length) if `tag`
+    /// authenticates it and `aad`; false otherwise (`out` is then
+    /// garbage).
+    pub fn open(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &Tag,
+        out: &mut [u8],
+    ) -> bool {
+        if out.len() != ciphertext.len() {
+            return false;
+        }
+        out.copy_from_slice(ciphertext);
+        backend::open(&self.0, nonce, aad, tag, out)
+    }
+}
+
 #[cfg(not(feature = "ring"))]
 mod backend {
-    use aes_gcm::aead::inout::InOutBuf;
     use aes_gcm::aead::{AeadInOut, KeyInit};
-    use aes_gcm::{Aes256Gcm, Nonce, Tag};
+    pub use aes_gcm::Aes256Gcm as Key;
 
-    use super::{NONCE_LEN, TAG_LEN};
+    use super::{Nonce, Tag};
 
-    /// One key's expanded schedule.
-    pub struct Cipher(Aes256Gcm);
+    pub fn expand(key: &[u8; 32]) -> Key {
+        Key::new(key.into())
+    }
 
-    impl Cipher {
-        /// Expands `key` once; every datagram under it reuses the schedule.
-        pub fn new(key: &[u8; 32]) -> Cipher {
-            Cipher(Aes256Gcm::new(key.into()))
-        }
+    pub fn seal(key: &Key, nonce: &Nonce, aad: &[u8], buf: &mut [u8]) -> Tag {
+        key.encrypt_inout_detached(nonce.into(), aad, buf.into())
+            .expect("a datagram is far below AES-GCM's message limit")
+            .into()
+    }
 
-        /// Encrypts `buf` in place, authenticating `aad` too; the tag.
-        pub fn seal(&self, nonce: [u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-            self.0
-                .encrypt_inout_detached(&Nonce::from(nonce), aad, buf.into())
-                .expect("a datagram is far below AES-GCM's message limit")
-                .into()
-        }
-
-        /// Decrypts `ciphertext` into `out` (same length) if `tag`
-        /// authenticates it and `aad`; false otherwise (`out` is then
-        /// garbage).
-        pub fn open(
-            &self,
-            nonce: &[u8; NONCE_LEN],
-            aad: &[u8],
-            ciphertext: &[u8],
-            tag: &[u8; TAG_LEN],
-            out: &mut [u8],
-        ) -> bool {
-            // Decrypts straight from the datagram into `out`: no copy.
-            let Ok(inout) = InOutBuf::new(ciphertext, out) else {
-                return false;
-            };
-            self.0
-                .decrypt_inout_detached(&Nonce::from(*nonce), aad, inout, &Tag::from(*tag))
-                .is_ok()
-        }
+    pub fn open(key: &Key, nonce: &Nonce, aad: &[u8], tag: &Tag, buf: &mut [u8]) -> bool {
+        key.decrypt_inout_detached(nonce.into(), aad, buf.into(), tag.into())
+            .is_ok()
     }
 }
 
+/// `LessSafeKey` because nonces come from the Sealer (random prefix +
+/// counter), which is the uniqueness its name asks the caller to
+/// guarantee.
 #[cfg(feature = "ring")]
 mod backend {
-    use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_256_GCM};
+    pub use ring::aead::LessSafeKey as Key;
+    use ring::aead::{self, Aad, UnboundKey, AES_256_GCM};
 
-    use super::{NONCE_LEN, TAG_LEN};
+    use super::{Nonce, Tag};
 
-    /// One key's expanded schedule. `LessSafeKey` because nonces come
-    /// from the Sealer (random prefix + counter), which is the uniqueness
-    /// its name asks the caller to guarantee.
-    pub struct Cipher(LessSafeKey);
+    pub fn expand(key: &[u8; 32]) -> Key {
+        Key::new(UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key is valid"))
+    }
 
-    impl Cipher {
-        /// Expands `key` once; every datagram under it reuses the schedule.
-        pub fn new(key: &[u8; 32]) -> Cipher {
-            let key = UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key is valid");
-            Cipher(LessSafeKey::new(key))
-        }
+    pub fn seal(key: &Key, nonce: &Nonce, aad: &[u8], buf: &mut [u8]) -> Tag {
+        let nonce = aead::Nonce::assume_unique_for_key(*nonce);
+        let tag = key
+            .seal_in_place_separate_tag(nonce, Aad::from(aad), buf)
+            .expect("a datagram is far below AES-GCM's message limit");
+        tag.as_ref().try_into().expect("AES-GCM tags are 16 bytes")
+    }
 
-        /// Encrypts `buf` in place, authenticating `aad` too; the tag.
-        pub fn seal(&self, nonce: [u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-            let tag = self
-                .0
-                .seal_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(nonce),
-                    Aad::from(aad),
-                    buf,
-                )
-                .expect("a datagram is far below AES-GCM's message limit");
-            tag.as_ref().try_into().expect("AES-GCM tags are 16 bytes")
-        }
-
-        /// Decrypts `ciphertext` into `out` (same length) if `tag`
-        /// authenticates it and `aad`; false otherwise (`out` is then
-        /// garbage).
-        pub fn open(
-            &self,
-            nonce: &[u8; NONCE_LEN],
-            aad: &[u8],
-            ciphertext: &[u8],
-            tag: &[u8; TAG_LEN],
-            out: &mut [u8],
-        ) -> bool {
-            if out.len() != ciphertext.len() {
-                return false;
-            }
-            out.copy_from_slice(ciphertext);
-            self.0
-                .open_in_place_separate_tag(
-                    Nonce::assume_unique_for_key(*nonce),
-                    Aad::from(aad),
-                    Tag::from(*tag),
-                    out,
-                    0..,
-                )
-                .is_ok()
-        }
+    pub fn open(key: &Key, nonce: &Nonce, aad: &[u8], tag: &Tag, buf: &mut [u8]) -> bool {
+        let nonce = aead::Nonce::assume_unique_for_key(*nonce);
+        key.open_in_place_separate_tag(nonce, Aad::from(aad), aead::Tag::from(*tag), buf, 0..)
+            .is_ok()
     }
 }
-
-pub use backend::Cipher;
 
 #[cfg(test)]
 mod tests {
