@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
 use vinery::sim::scenario::{
@@ -23,30 +24,47 @@ const ALL: [Scenario; 7] = [
     Scenario::Slow,
 ];
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum ScenarioArg {
-    /// join, fail, loss, load, kv, churn and slow, one after the other
-    All,
-    /// N nodes join through one seed at t=0: time until every node lists all N
-    Join,
-    /// crash --crashes nodes one at a time: first suspicion, first Dead, all Dead
-    Fail,
-    /// random loss --loss for --duration (default 600 s): healthy nodes suspected / declared Dead
-    Loss,
-    /// steady state for --duration (default 60 s): bytes and packets per node per second
-    Load,
-    /// 50/50 partition for --duration (default 60 s), then heal: time to one view
-    Part,
-    /// one node stalls for --duration (default 3/4 of the suspicion timeout): false Deads
-    Pause,
-    /// --writes random nodes set a key one after the other: time until 99% / all nodes hold it
-    Kv,
-    /// --churn of the nodes restart each minute for --duration (default 300 s) while keys are
-    /// written and deleted: stale members, resurrected and missing keys
-    Churn,
-    /// --slow of the nodes handle everything --slow-delay late for --duration (default 600 s)
-    /// while --crashes (default 5) healthy nodes crash: false Deads, detection time
-    Slow,
+/// `--scenario`: one of the library's scenarios, or `all` ([`ALL`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ScenarioArg(Option<Scenario>);
+
+impl ScenarioArg {
+    const VALUES: [ScenarioArg; 10] = {
+        let mut v = [ScenarioArg(None); 10];
+        let mut i = 0;
+        while i < Scenario::ALL.len() {
+            v[i + 1] = ScenarioArg(Some(Scenario::ALL[i]));
+            i += 1;
+        }
+        v
+    };
+}
+
+impl ValueEnum for ScenarioArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::VALUES
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let Some(scenario) = self.0 else {
+            return Some(
+                PossibleValue::new("all")
+                    .help("join, fail, loss, load, kv, churn and slow, one after the other"),
+            );
+        };
+        let help = match scenario {
+            Scenario::Join => "N nodes join through one seed at t=0: time until every node lists all N",
+            Scenario::Fail => "crash --crashes nodes one at a time: first suspicion, first Dead, all Dead",
+            Scenario::Loss => "random loss --loss for --duration (default 600 s): healthy nodes suspected / declared Dead",
+            Scenario::Load => "steady state for --duration (default 60 s): bytes and packets per node per second",
+            Scenario::Part => "50/50 partition for --duration (default 60 s), then heal: time to one view",
+            Scenario::Pause => "one node stalls for --duration (default 3/4 of the suspicion timeout): false Deads",
+            Scenario::Kv => "--writes random nodes set a key one after the other: time until 99% / all nodes hold it",
+            Scenario::Churn => "--churn of the nodes restart each minute for --duration (default 300 s) while keys are written and deleted: stale members, resurrected and missing keys",
+            Scenario::Slow => "--slow of the nodes handle everything --slow-delay late for --duration (default 600 s) while --crashes (default 5) healthy nodes crash: false Deads, detection time",
+        };
+        Some(PossibleValue::new(scenario.name()).help(help))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -86,7 +104,7 @@ Exit status: 0 when every scenario ran to the end, 1 when one could not (for \
 example the cluster did not converge), 2 on bad arguments.")]
 pub struct SimArgs {
     /// Which scenario to run.
-    #[arg(long, value_enum, default_value_t = ScenarioArg::All)]
+    #[arg(long, value_enum, default_value_t = ScenarioArg(None))]
     scenario: ScenarioArg,
     /// Cluster size (at least 2).
     #[arg(long, default_value_t = 100, value_parser = parse_nodes)]
@@ -196,17 +214,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         ProfileArg::Wan => Profile::Wan,
         ProfileArg::Local => Profile::Local,
     };
-    let scenarios: Vec<Scenario> = match args.scenario {
-        ScenarioArg::All => ALL.to_vec(),
-        ScenarioArg::Join => vec![Scenario::Join],
-        ScenarioArg::Fail => vec![Scenario::Fail],
-        ScenarioArg::Loss => vec![Scenario::Loss],
-        ScenarioArg::Load => vec![Scenario::Load],
-        ScenarioArg::Part => vec![Scenario::Part],
-        ScenarioArg::Pause => vec![Scenario::Pause],
-        ScenarioArg::Kv => vec![Scenario::Kv],
-        ScenarioArg::Churn => vec![Scenario::Churn],
-        ScenarioArg::Slow => vec![Scenario::Slow],
+    let scenarios: Vec<Scenario> = match args.scenario.0 {
+        None => ALL.to_vec(),
+        Some(one) => vec![one],
     };
     let variants: Vec<Variant> = match args.variant {
         _ if args.no_lifeguard => vec![Variant::Swim],
