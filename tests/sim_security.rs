@@ -4,6 +4,8 @@
 //! allow-lists hold, replays change nothing, and spoofed join floods cannot
 //! grow memory without bound.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -371,16 +373,7 @@ fn hostile_datagrams_are_dropped_counted_and_change_nothing_while_the_node_serve
     let header = Header::new(cluster).to_bytes();
     // A valid datagram an insider could send (the target's own alive
     // record at its current incarnation: a no-op), and its sealed form.
-    let me = sim.endpoint(target).local_member();
-    let mut b = DatagramBuilder::new(Header::new(cluster), 1400);
-    b.push(&Message::Alive(wire::Alive {
-        name: &me.name,
-        addr: me.addr,
-        incarnation: me.incarnation,
-        meta: Bytes(&me.meta),
-    }))
-    .unwrap();
-    let plain = b.finish();
+    let plain = common::noop_alive_datagram(cluster, &sim.endpoint(target).local_member());
     let stamp = |sim: &Sim| sim.now().as_nanos() / 1_000_000;
     let sealed = vinery::security::seal_datagram(&key(1), &plain, stamp(&sim), [3; 12]);
     let stale = vinery::security::seal_datagram(&key(1), &plain, stamp(&sim) + 600_000, [4; 12]);

@@ -15,7 +15,7 @@ use common::{
 use crossbeam_channel::Receiver;
 use vinery::runtime::{EventFilter, EventKind, Host, Node, NodeError};
 use vinery::security::{seal_datagram, KeyError, SecretKey};
-use vinery::wire::{self, Bytes, ClusterTag, DatagramBuilder, Header, Message};
+use vinery::wire::{self, ClusterTag, Header};
 use vinery::{Event, MemberState};
 
 fn key(b: u8) -> SecretKey {
@@ -177,16 +177,7 @@ fn hostile_datagrams_are_dropped_counted_and_change_nothing() {
     // A genuine datagram an insider could send: the target's own record at
     // its current incarnation (a no-op), sealed now, and its variants.
     let cluster = ClusterTag::from_name(&target.config().protocol.cluster_name);
-    let me = target.local_member().unwrap();
-    let mut b = DatagramBuilder::new(Header::new(cluster), wire::DEFAULT_DATAGRAM);
-    b.push(&Message::Alive(wire::Alive {
-        name: &me.name,
-        addr: me.addr,
-        incarnation: me.incarnation,
-        meta: Bytes(&me.meta),
-    }))
-    .unwrap();
-    let plain = b.finish();
+    let plain = common::noop_alive_datagram(cluster, &target.local_member().unwrap());
     let nonce = |i: u8| [i, 0xee, 0xee, 0xee, 0, 0, 0, 0, 0, 0, 0, 0];
     let sealed = seal_datagram(&k, &plain, now_ms(), nonce(1));
     let stale = seal_datagram(&k, &plain, now_ms() - 600_000, nonce(2));

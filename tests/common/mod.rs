@@ -9,7 +9,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use vinery::runtime::{Host, Node, NodeConfig};
-use vinery::{Config, MemberState};
+use vinery::wire::{self, Bytes, ClusterTag, DatagramBuilder, Header, Message};
+use vinery::{Config, Member, MemberState};
 
 /// How long any condition may take before the test fails: generous, since
 /// CI runs tests in parallel on 2 cores.
@@ -108,3 +109,18 @@ pub fn converged(nodes: &[Node]) -> bool {
 
 #[cfg(feature = "cli")]
 pub mod agents;
+
+/// A valid datagram an insider could send: `me`'s own alive record at its
+/// current incarnation, a no-op for `me` (the hostile-input suites seal,
+/// replay and corrupt it).
+pub fn noop_alive_datagram(cluster: ClusterTag, me: &Member) -> Vec<u8> {
+    let mut b = DatagramBuilder::new(Header::new(cluster), wire::DEFAULT_DATAGRAM);
+    b.push(&Message::Alive(wire::Alive {
+        name: &me.name,
+        addr: me.addr,
+        incarnation: me.incarnation,
+        meta: Bytes(&me.meta),
+    }))
+    .expect("one alive record fits a datagram");
+    b.finish()
+}
