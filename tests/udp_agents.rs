@@ -7,112 +7,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::agents::{self, client_args, kill_all, VINERY};
+use common::agents::Agents;
 use common::{wait_until, DEADLINE};
 use serde_json::Value as Json;
 use vinery::security::SecretKey;
-
-/// The agents of one test; killed (and their sockets removed) however the
-/// test ends.
-struct Agents {
-    dir: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Agents {
-    /// Agents whose sockets and files live in a directory of their own
-    /// (`tag` tells the tests of one process apart).
-    fn new(tag: &str) -> Agents {
-        let dir = std::env::temp_dir().join(format!("vinery-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Agents {
-            dir,
-            children: Vec::new(),
-        }
-    }
-
-    fn control(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("a{i}.sock"))
-    }
-
-    fn start(&mut self, i: usize, join: Option<&str>) {
-        self.start_with(i, join, &[], Stdio::null());
-    }
-
-    /// Starts agent `i` with `extra` arguments, its events going to
-    /// `stdout`.
-    fn start_with(&mut self, i: usize, join: Option<&str>, extra: &[String], stdout: Stdio) {
-        let mut cmd = Command::new(VINERY);
-        cmd.args([
-            "agent",
-            "--bind",
-            "127.0.0.1:0",
-            "--profile",
-            "local",
-            "--json",
-        ])
-        .args(["--name", &format!("a{i}"), "--log-level", "warn"])
-        .arg("--control")
-        .arg(self.control(i))
-        .args(extra)
-        .stdout(stdout);
-        if let Some(seed) = join {
-            cmd.args(["--join", seed]);
-        }
-        self.children.push(cmd.spawn().unwrap());
-    }
-
-    /// The address agent `i` advertises, once it answers.
-    fn addr(&self, i: usize) -> String {
-        let mut addr = None;
-        assert!(wait_until(DEADLINE, || {
-            addr = self.client(i, "members").and_then(|m| {
-                let me = format!("a{i}");
-                let list = m["members"].as_array()?.clone();
-                let entry = list.into_iter().find(|e| e["name"] == me.as_str())?;
-                entry["addr"].as_str().map(String::from)
-            });
-            addr.is_some()
-        }));
-        addr.unwrap()
-    }
-
-    /// Whether each of `agents` lists them all, alive.
-    fn converged(&self, agents: &[usize]) -> bool {
-        agents.iter().all(|&i| {
-            self.client(i, "members").is_some_and(|m| {
-                let list = m["members"].as_array().unwrap().clone();
-                list.len() == agents.len() && list.iter().all(|m| m["state"] == "alive")
-            })
-        })
-    }
-
-    /// `vinery <args…> --json` against agent `i`, if it answers.
-    fn run(&self, i: usize, args: &[&str]) -> Option<Json> {
-        client_args(args, &self.control(i))
-    }
-
-    /// `vinery <cmd> --json` against agent `i`, if it answers.
-    fn client(&self, i: usize, cmd: &str) -> Option<Json> {
-        agents::client(cmd, &self.control(i))
-    }
-
-    fn all_see(&self, observers: &[usize], name: &str, state: &str) -> bool {
-        observers
-            .iter()
-            .all(|&i| agents::state(&self.control(i), name).as_deref() == Some(state))
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        kill_all(&mut self.children);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[test]
 fn agents_detect_a_killed_process_and_see_departures() {
