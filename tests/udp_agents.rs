@@ -3,7 +3,10 @@
 //! leaves through `vinery leave`, one on SIGTERM, and both are seen as left.
 //! Three, encrypted: key/value state through `vinery set`, `get`, `delete`
 //! and `kv`, events printed by the agents, and a key rotation through
-//! `vinery keys` that leaves the keyring files rewritten.
+//! `vinery keys` that leaves the keyring files rewritten. Three, plaintext:
+//! moved to encryption live with `vinery keys --send-plaintext` /
+//! `--accept-plaintext` and `--install`, with no member ever failed, after
+//! which a plaintext newcomer is refused.
 
 mod common;
 
@@ -212,4 +215,80 @@ fn encrypted_agents_share_keys_and_rotate_through_the_control_socket() {
         };
         saw("key_updated", "role") && saw("key_expired", "lease")
     }));
+}
+
+#[test]
+fn plaintext_agents_move_to_encryption_live_through_the_control_socket() {
+    let mut agents = Agents::new("migrate-agents");
+    agents.start_logged(0, None, &[]);
+    let seed = agents.addr(0);
+    for i in [1, 2] {
+        agents.start_logged(i, Some(&seed), &[]);
+    }
+    let all = [0, 1, 2];
+    assert!(
+        wait_until(DEADLINE, || agents.converged(&all)),
+        "no convergence"
+    );
+
+    // Each step on every agent before the next: at every moment, what each
+    // agent sends is accepted by all the others.
+    let key = base64_key(7);
+    let steps: [[&str; 2]; 5] = [
+        ["--send-plaintext", "on"],
+        ["--accept-plaintext", "on"],
+        ["--install", &key],
+        ["--send-plaintext", "off"],
+        ["--accept-plaintext", "off"],
+    ];
+    for [flag, value] in steps {
+        for &i in &all {
+            let answer = agents
+                .run(i, &["keys", flag, value])
+                .unwrap_or_else(|| panic!("a{i}: vinery keys {flag} {value}"));
+            if let Some(switch) = flag.strip_prefix("--") {
+                let switch = switch.replace('-', "_");
+                if answer.get(&switch).is_some() {
+                    assert_eq!(answer[&switch], value == "on", "a{i}: {switch}");
+                }
+            }
+        }
+        assert!(
+            agents.converged(&all),
+            "the step {flag} {value} broke the cluster"
+        );
+    }
+    let print = SecretKey::from_bytes([7; 32]).fingerprint();
+    for &i in &all {
+        let list = agents.run(i, &["keys", "--list"]).unwrap();
+        assert_eq!(list["keys"][0]["fingerprint"], print.as_str(), "a{i}");
+        assert_eq!(
+            (&list["send_plaintext"], &list["accept_plaintext"]),
+            (&Json::Bool(false), &Json::Bool(false)),
+            "a{i}"
+        );
+    }
+
+    // Sealed only now: a plaintext newcomer is refused.
+    agents.start(3, Some(&seed));
+    let refused = || {
+        agents.run(0, &["stats"]).is_some_and(|s| {
+            s["stats"]["endpoint"]["drops"]["plaintext_refused"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+        })
+    };
+    assert!(wait_until(DEADLINE, refused), "plaintext still accepted");
+    assert!(
+        agents.converged(&all),
+        "the newcomer joined, or a member was lost"
+    );
+    for &i in &all {
+        let failures: Vec<Json> = agents
+            .events(i)
+            .into_iter()
+            .filter(|e| e["event"] == "member_failed")
+            .collect();
+        assert!(failures.is_empty(), "a{i} saw failures: {failures:?}");
+    }
 }
