@@ -35,12 +35,15 @@ use crate::logger;
 #[command(after_help = "\
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
-commands (members, stats, leave, get, set, delete, kv, keys) find it the \
-same way from --name (or take --control).\n\n\
+commands (members, stats, leave, get, set, delete, kv, keys, event, query, \
+election, vote) find it the same way from --name (or take --control).\n\n\
 Encryption: --key (repeatable) or --keyring-file, not both; the first key \
 is the primary. Moving a running plaintext cluster to encryption: restart \
 each agent with the key, --send-plaintext and --accept-plaintext; then each \
-with only --accept-plaintext; then with neither.\n\n\
+with only --accept-plaintext; then with neither. Or live, each step on \
+every agent before the next: vinery keys --send-plaintext on, \
+--accept-plaintext on, --install KEY, --send-plaintext off, \
+--accept-plaintext off.\n\n\
 Queries: --answer GLOB=TEXT responds to queries whose name matches GLOB \
 with TEXT; --answer-cmd GLOB=COMMAND runs `sh -c COMMAND` with the query's \
 payload on stdin and VINERY_QUERY_NAME, VINERY_QUERY_FROM and \

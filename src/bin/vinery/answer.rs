@@ -13,8 +13,9 @@
 //! stdout is the response, sent if it exits with status 0 within the
 //! `--answer-timeout` and prints at most `max_event_payload` bytes (the
 //! largest response the protocol carries). Otherwise the command is killed
-//! if still running, nothing is sent, and the agent logs why; its stderr
-//! goes to the agent's.
+//! if still running (the `sh` process: what it started in the background
+//! is its own business), nothing is sent, and the agent logs why; its
+//! stderr goes to the agent's.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, ExitStatus, Stdio};
