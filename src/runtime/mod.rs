@@ -6,7 +6,10 @@
 //! `handle_packet`, `poll_transmit` output goes to the socket, the endpoint's
 //! `poll_timeout` is the loop's timer, and commands from the handle arrive
 //! over a channel with a `mio::Waker`. Events fan out to subscribers over
-//! bounded channels ([`Node::subscribe`], [`Node::subscribe_filtered`]).
+//! bounded channels ([`Node::subscribe`], [`Node::subscribe_filtered`]);
+//! the event bus rides on them ([`Node::hear`]), while a query's answers
+//! go to its own [`QueryHandle`] and query handlers ([`Node::on_query`])
+//! run on a thread of their own, never on the loop.
 //! A [`Host`] runs many nodes on one thread.
 //!
 //! Time is wall-clock: nanoseconds since the Unix epoch, never decreasing

@@ -376,16 +376,19 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
 /// The fields of a successful answer.
 type Fields = Map<String, Json>;
 
+/// Waits for an answer that is not ready yet.
+type Waiting = Box<dyn FnOnce() -> Result<Fields, String> + Send>;
+
 /// An answer to a control request: ready now, or once `Later` returns (a
 /// query's, after its timeout: a thread waits for it, so that the agent
 /// goes on printing events and serving requests meanwhile).
 enum Reply {
     Now(Fields),
-    Later(Box<dyn FnOnce() -> Result<Fields, String> + Send>),
+    Later(Waiting),
 }
 
 /// Writes the answer `wait` makes to `stream` from a thread of its own.
-fn answer_later(stream: UnixStream, wait: Box<dyn FnOnce() -> Result<Fields, String> + Send>) {
+fn answer_later(stream: UnixStream, wait: Waiting) {
     let spawned = std::thread::Builder::new()
         .name("vinery answer".into())
         .spawn(move || control::write_response(&stream, wait()));

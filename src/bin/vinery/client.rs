@@ -448,12 +448,7 @@ fn query_table(answer: &Json) -> String {
     let acks = answer["acks"].as_array().map_or(0, Vec::len);
     let rows = nodes.iter().map(|n| {
         let response = responses.iter().find(|r| text(&r["node"]) == *n);
-        let response = response.map_or("(no response)".into(), |r| {
-            match r["payload_base64"].as_str() {
-                Some(b) => format!("(not UTF-8; base64) {b}"),
-                None => text(&r["payload"]),
-            }
-        });
+        let response = response.map_or("(no response)".into(), |r| bytes_text(r, "payload"));
         vec![n.clone(), response]
     });
     format!(
@@ -465,9 +460,15 @@ fn query_table(answer: &Json) -> String {
 
 /// `vinery get`: the value alone (base64, marked, if it is not text).
 fn value_text(answer: &Json) -> String {
-    match answer["value_base64"].as_str() {
+    bytes_text(answer, "value")
+}
+
+/// The bytes field `field` of `j` as text: as is, or its base64 form
+/// (marked) when it is not UTF-8 (see `control::insert_bytes`).
+fn bytes_text(j: &Json, field: &str) -> String {
+    match j[format!("{field}_base64")].as_str() {
         Some(b) => format!("(not UTF-8; base64) {b}"),
-        None => text(&answer["value"]),
+        None => text(&j[field]),
     }
 }
 
