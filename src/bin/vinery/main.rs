@@ -44,7 +44,7 @@ enum Command {
     Keygen,
     /// Run a cluster member over UDP, print its events, and leave
     /// gracefully on SIGINT or SIGTERM.
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// List the members a running agent knows.
     Members(client::ClientArgs),
     /// Print a running agent's counters.
@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Keygen => keys_cmd::keygen(),
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(*args),
         Command::Members(args) => {
             client::run(args, control::Request::Members, client::members_table)
         }
