@@ -60,26 +60,34 @@ pub fn kill_all(children: &mut [Child]) {
 pub struct Agents {
     /// Where their sockets and files live.
     pub dir: PathBuf,
+    /// Their cluster's name, the test's own: the tests of one binary run at
+    /// once with the same node names, and an agent that got a port another
+    /// test's agents still probe must not join their cluster.
+    cluster: String,
     /// The agent processes, by index.
     pub children: Vec<Child>,
 }
 
 impl Agents {
-    /// Agents whose sockets and files live in a directory of their own
-    /// (`tag` tells the tests of one process apart).
+    /// Agents whose sockets and files live in a directory of their own,
+    /// in a cluster of their own (`tag` tells the tests of one process
+    /// apart).
     pub fn new(tag: &str) -> Agents {
         let dir = std::env::temp_dir().join(format!("vinery-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Agents {
             dir,
+            cluster: format!("test-{tag}"),
             children: Vec::new(),
         }
     }
 
+    /// Agent `i`'s control socket.
     pub fn control(&self, i: usize) -> PathBuf {
         self.dir.join(format!("a{i}.sock"))
     }
 
+    /// Starts agent `i`, joining `join` if given, its events discarded.
     pub fn start(&mut self, i: usize, join: Option<&str>) {
         self.start_with(i, join, &[], Stdio::null());
     }
@@ -97,6 +105,7 @@ impl Agents {
             "--json",
         ])
         .args(["--name", &format!("a{i}"), "--log-level", "warn"])
+        .args(["--cluster", &self.cluster])
         .arg("--control")
         .arg(self.control(i))
         .args(extra)
