@@ -3,116 +3,19 @@
 //! leaves through `vinery leave`, one on SIGTERM, and both are seen as left.
 //! Three, encrypted: key/value state through `vinery set`, `get`, `delete`
 //! and `kv`, events printed by the agents, and a key rotation through
-//! `vinery keys` that leaves the keyring files rewritten.
+//! `vinery keys` that leaves the keyring files rewritten. Three, plaintext:
+//! moved to encryption live with `vinery keys --send-plaintext` /
+//! `--accept-plaintext` and `--install`, with no member ever failed, after
+//! which a plaintext newcomer is refused.
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use common::agents::{self, client_args, kill_all, VINERY};
+use common::agents::Agents;
 use common::{wait_until, DEADLINE};
 use serde_json::Value as Json;
 use vinery::security::SecretKey;
-
-/// The agents of one test; killed (and their sockets removed) however the
-/// test ends.
-struct Agents {
-    dir: PathBuf,
-    children: Vec<Child>,
-}
-
-impl Agents {
-    /// Agents whose sockets and files live in a directory of their own
-    /// (`tag` tells the tests of one process apart).
-    fn new(tag: &str) -> Agents {
-        let dir = std::env::temp_dir().join(format!("vinery-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Agents {
-            dir,
-            children: Vec::new(),
-        }
-    }
-
-    fn control(&self, i: usize) -> PathBuf {
-        self.dir.join(format!("a{i}.sock"))
-    }
-
-    fn start(&mut self, i: usize, join: Option<&str>) {
-        self.start_with(i, join, &[], Stdio::null());
-    }
-
-    /// Starts agent `i` with `extra` arguments, its events going to
-    /// `stdout`.
-    fn start_with(&mut self, i: usize, join: Option<&str>, extra: &[String], stdout: Stdio) {
-        let mut cmd = Command::new(VINERY);
-        cmd.args([
-            "agent",
-            "--bind",
-            "127.0.0.1:0",
-            "--profile",
-            "local",
-            "--json",
-        ])
-        .args(["--name", &format!("a{i}"), "--log-level", "warn"])
-        .arg("--control")
-        .arg(self.control(i))
-        .args(extra)
-        .stdout(stdout);
-        if let Some(seed) = join {
-            cmd.args(["--join", seed]);
-        }
-        self.children.push(cmd.spawn().unwrap());
-    }
-
-    /// The address agent `i` advertises, once it answers.
-    fn addr(&self, i: usize) -> String {
-        let mut addr = None;
-        assert!(wait_until(DEADLINE, || {
-            addr = self.client(i, "members").and_then(|m| {
-                let me = format!("a{i}");
-                let list = m["members"].as_array()?.clone();
-                let entry = list.into_iter().find(|e| e["name"] == me.as_str())?;
-                entry["addr"].as_str().map(String::from)
-            });
-            addr.is_some()
-        }));
-        addr.unwrap()
-    }
-
-    /// Whether each of `agents` lists them all, alive.
-    fn converged(&self, agents: &[usize]) -> bool {
-        agents.iter().all(|&i| {
-            self.client(i, "members").is_some_and(|m| {
-                let list = m["members"].as_array().unwrap().clone();
-                list.len() == agents.len() && list.iter().all(|m| m["state"] == "alive")
-            })
-        })
-    }
-
-    /// `vinery <args…> --json` against agent `i`, if it answers.
-    fn run(&self, i: usize, args: &[&str]) -> Option<Json> {
-        client_args(args, &self.control(i))
-    }
-
-    /// `vinery <cmd> --json` against agent `i`, if it answers.
-    fn client(&self, i: usize, cmd: &str) -> Option<Json> {
-        agents::client(cmd, &self.control(i))
-    }
-
-    fn all_see(&self, observers: &[usize], name: &str, state: &str) -> bool {
-        observers
-            .iter()
-            .all(|&i| agents::state(&self.control(i), name).as_deref() == Some(state))
-    }
-}
-
-impl Drop for Agents {
-    fn drop(&mut self) {
-        kill_all(&mut self.children);
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 #[test]
 fn agents_detect_a_killed_process_and_see_departures() {
@@ -312,4 +215,80 @@ fn encrypted_agents_share_keys_and_rotate_through_the_control_socket() {
         };
         saw("key_updated", "role") && saw("key_expired", "lease")
     }));
+}
+
+#[test]
+fn plaintext_agents_move_to_encryption_live_through_the_control_socket() {
+    let mut agents = Agents::new("migrate-agents");
+    agents.start_logged(0, None, &[]);
+    let seed = agents.addr(0);
+    for i in [1, 2] {
+        agents.start_logged(i, Some(&seed), &[]);
+    }
+    let all = [0, 1, 2];
+    assert!(
+        wait_until(DEADLINE, || agents.converged(&all)),
+        "no convergence"
+    );
+
+    // Each step on every agent before the next: at every moment, what each
+    // agent sends is accepted by all the others.
+    let key = base64_key(7);
+    let steps: [[&str; 2]; 5] = [
+        ["--send-plaintext", "on"],
+        ["--accept-plaintext", "on"],
+        ["--install", &key],
+        ["--send-plaintext", "off"],
+        ["--accept-plaintext", "off"],
+    ];
+    for [flag, value] in steps {
+        for &i in &all {
+            let answer = agents
+                .run(i, &["keys", flag, value])
+                .unwrap_or_else(|| panic!("a{i}: vinery keys {flag} {value}"));
+            if let Some(switch) = flag.strip_prefix("--") {
+                let switch = switch.replace('-', "_");
+                if answer.get(&switch).is_some() {
+                    assert_eq!(answer[&switch], value == "on", "a{i}: {switch}");
+                }
+            }
+        }
+        assert!(
+            agents.converged(&all),
+            "the step {flag} {value} broke the cluster"
+        );
+    }
+    let print = SecretKey::from_bytes([7; 32]).fingerprint();
+    for &i in &all {
+        let list = agents.run(i, &["keys", "--list"]).unwrap();
+        assert_eq!(list["keys"][0]["fingerprint"], print.as_str(), "a{i}");
+        assert_eq!(
+            (&list["send_plaintext"], &list["accept_plaintext"]),
+            (&Json::Bool(false), &Json::Bool(false)),
+            "a{i}"
+        );
+    }
+
+    // Sealed only now: a plaintext newcomer is refused.
+    agents.start(3, Some(&seed));
+    let refused = || {
+        agents.run(0, &["stats"]).is_some_and(|s| {
+            s["stats"]["endpoint"]["drops"]["plaintext_refused"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+        })
+    };
+    assert!(wait_until(DEADLINE, refused), "plaintext still accepted");
+    assert!(
+        agents.converged(&all),
+        "the newcomer joined, or a member was lost"
+    );
+    for &i in &all {
+        let failures: Vec<Json> = agents
+            .events(i)
+            .into_iter()
+            .filter(|e| e["event"] == "member_failed")
+            .collect();
+        assert!(failures.is_empty(), "a{i} saw failures: {failures:?}");
+    }
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use mio::net::UdpSocket;
 
+use super::bus::IncomingQuery;
+use super::handlers::QueryHandlers;
 use super::reactor::Mailbox;
 use super::resolve::{self, Resolution, Seeds};
 use super::socket::{log_doubling, Bound, Outbox};
@@ -31,6 +33,7 @@ pub(crate) struct Driver {
     outbox: Outbox,
     seeds: Seeds,
     subscribers: Arc<Subscribers>,
+    handlers: Arc<QueryHandlers>,
     /// Reused between flushes so that fan-out allocates nothing per event
     /// batch beyond the events themselves.
     events: Vec<Event>,
@@ -48,6 +51,7 @@ impl Driver {
         bound: Bound,
         seeds: Vec<String>,
         subscribers: Arc<Subscribers>,
+        handlers: Arc<QueryHandlers>,
         send_queue: usize,
     ) -> Driver {
         Driver {
@@ -57,6 +61,7 @@ impl Driver {
             outbox: Outbox::new(send_queue),
             seeds: Seeds::new(seeds),
             subscribers,
+            handlers,
             events: Vec::new(),
             stats: RuntimeStats {
                 recv_buffer: bound.recv_buffer,
@@ -128,8 +133,8 @@ impl Driver {
         }
     }
 
-    /// Sends what the endpoint wants sent and hands its events to the
-    /// subscribers.
+    /// Sends what the endpoint wants sent, hands the queries it received
+    /// to the query handlers and its events to the subscribers.
     pub(crate) fn flush(&mut self) {
         while let Some(t) = self.endpoint.poll_transmit() {
             self.outbox.send(&self.socket, t, &mut self.stats);
@@ -137,7 +142,32 @@ impl Driver {
         self.events
             .extend(std::iter::from_fn(|| self.endpoint.poll_event()));
         self.stats.events += self.events.len() as u64;
+        self.handlers
+            .dispatch(&self.events, self.mailbox.as_ref(), &mut self.stats);
         self.subscribers.deliver(&mut self.events);
+    }
+
+    /// Sends a query handler's response. One the endpoint refuses (the
+    /// query is over: the handler took longer than its timeout; or the
+    /// response is too large) is counted and logged: the handler's work
+    /// is lost, and its author should know.
+    pub(crate) fn respond_for_handler(&mut self, now: Time, query: &IncomingQuery, payload: &[u8]) {
+        if let Err(e) = self.endpoint.respond(now, &query.id, payload) {
+            self.count_handler_failure();
+            log_doubling(
+                self.stats.query_handler_failures,
+                format_args!(
+                    "{}: response of the handler of query {:?} ({}) refused: {e}",
+                    self.local, query.name, query.id
+                ),
+            );
+        }
+    }
+
+    /// A query handler produced no response it meant to (it panicked, or
+    /// its response was refused).
+    pub(crate) fn count_handler_failure(&mut self) {
+        self.stats.query_handler_failures += 1;
     }
 
     /// Whether datagrams wait for the socket to become writable.
@@ -252,5 +282,13 @@ impl Driver {
 
     fn retry_later(&mut self, now: Time) {
         self.seeds.retry_at = Some(now + self.endpoint.config().join_retry_interval);
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The endpoint goes with the driver: its queries will never end,
+        // so whoever waits on one learns it now rather than never.
+        self.subscribers.end_queries();
     }
 }

@@ -6,7 +6,10 @@
 //! `handle_packet`, `poll_transmit` output goes to the socket, the endpoint's
 //! `poll_timeout` is the loop's timer, and commands from the handle arrive
 //! over a channel with a `mio::Waker`. Events fan out to subscribers over
-//! bounded channels ([`Node::subscribe`], [`Node::subscribe_filtered`]).
+//! bounded channels ([`Node::subscribe`], [`Node::subscribe_filtered`]);
+//! the event bus rides on them ([`Node::hear`]), while a query's answers
+//! go to its own [`QueryHandle`] and query handlers ([`Node::on_query`])
+//! run on a thread of their own, never on the loop.
 //! A [`Host`] runs many nodes on one thread.
 //!
 //! Time is wall-clock: nanoseconds since the Unix epoch, never decreasing
@@ -15,13 +18,16 @@
 //! ([`RuntimeStats`]). Problems are logged through the `log` facade.
 //!
 //! The pieces, one file each: `node` (the handle, its config and keyring
-//! calls), `kv` (the handle's key/value calls), `host`, `reactor` (the event
-//! loop), `driver` (one endpoint on a loop), `socket` (binding and the send
-//! queue), `clock`, `resolve` (seeds), `subscribe` (event fan-out and
-//! filters), `stats`.
+//! calls), `kv` (the handle's key/value calls), `bus` (its event bus,
+//! query and election calls), `handlers` (query handlers and the thread
+//! they run on), `host`, `reactor` (the event loop), `driver` (one
+//! endpoint on a loop), `socket` (binding and the send queue), `clock`,
+//! `resolve` (seeds), `subscribe` (event fan-out and filters), `stats`.
 
+mod bus;
 mod clock;
 mod driver;
+mod handlers;
 mod host;
 mod kv;
 mod node;
@@ -34,6 +40,7 @@ mod subscribe;
 use std::fmt;
 use std::io;
 
+pub use bus::{IncomingQuery, QueryEvent, QueryHandle, QueryHandlerFn, QueryResult};
 pub use host::Host;
 pub use kv::KeyEntry;
 pub use node::{Node, NodeConfig};
@@ -41,7 +48,7 @@ pub use stats::{NodeStats, RuntimeStats, SubscriberStats};
 pub use subscribe::{EventFilter, EventKind};
 
 use crate::security::KeyError;
-use crate::{ConfigError, KvError};
+use crate::{BusError, ConfigError, KvError};
 
 /// Why a [`Node`] call failed.
 #[derive(Debug)]
@@ -70,6 +77,9 @@ pub enum NodeError {
     Kv(KvError),
     /// A keyring change refused (the keyring is unchanged).
     Key(KeyError),
+    /// An event, query, response, election or vote refused (nothing was
+    /// sent).
+    Bus(BusError),
 }
 
 impl fmt::Display for NodeError {
@@ -82,6 +92,7 @@ impl fmt::Display for NodeError {
             NodeError::Resolve { spec, reason } => write!(f, "cannot resolve {spec}: {reason}"),
             NodeError::Kv(e) => write!(f, "write refused: {e}"),
             NodeError::Key(e) => write!(f, "keyring change refused: {e}"),
+            NodeError::Bus(e) => write!(f, "refused: {e}"),
         }
     }
 }
@@ -93,6 +104,7 @@ impl std::error::Error for NodeError {
             NodeError::Io { source, .. } => Some(source),
             NodeError::Kv(e) => Some(e),
             NodeError::Key(e) => Some(e),
+            NodeError::Bus(e) => Some(e),
             _ => None,
         }
     }
@@ -113,5 +125,11 @@ impl From<KvError> for NodeError {
 impl From<KeyError> for NodeError {
     fn from(e: KeyError) -> NodeError {
         NodeError::Key(e)
+    }
+}
+
+impl From<BusError> for NodeError {
+    fn from(e: BusError) -> NodeError {
+        NodeError::Bus(e)
     }
 }

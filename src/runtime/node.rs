@@ -10,6 +10,7 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use super::driver::Driver;
+use super::handlers::QueryHandlers;
 use super::reactor::{NodeId, ReactorHandle};
 use super::resolve;
 use super::socket;
@@ -43,7 +44,8 @@ pub struct NodeConfig {
     /// dropped and counted. Default: 1024.
     pub send_queue: usize,
     /// Events buffered per subscription; beyond it a slow subscriber loses
-    /// events (counted). Default: 1024.
+    /// events (counted). Also the queries that may wait for the query
+    /// handlers ([`Node::on_query`]). Default: 1024.
     pub event_buffer: usize,
 }
 
@@ -140,7 +142,9 @@ impl NodeConfig {
 /// ```
 pub struct Node {
     config: NodeConfig,
-    subscribers: Arc<Subscribers>,
+    pub(super) subscribers: Arc<Subscribers>,
+    /// Query handlers, kept here so that they survive stop and start.
+    pub(super) handlers: Arc<QueryHandlers>,
     /// The host's loop, for a hosted node.
     host: Option<Arc<ReactorHandle>>,
     running: Option<Running>,
@@ -170,8 +174,10 @@ impl Node {
     }
 
     pub(super) fn placed(config: NodeConfig, host: Option<Arc<ReactorHandle>>) -> Node {
+        let capacity = config.event_buffer.max(1);
         Node {
-            subscribers: Arc::new(Subscribers::new(config.event_buffer.max(1))),
+            subscribers: Arc::new(Subscribers::new(capacity)),
+            handlers: Arc::new(QueryHandlers::new(capacity)),
             config,
             host,
             running: None,
@@ -210,6 +216,7 @@ impl Node {
             bound,
             self.config.seeds.clone(),
             self.subscribers.clone(),
+            self.handlers.clone(),
             self.config.send_queue,
         );
         let reactor = match &self.host {
@@ -288,6 +295,13 @@ impl Node {
     /// The events `filter` selects, from now on.
     pub fn subscribe_filtered(&self, filter: EventFilter) -> Receiver<Event> {
         self.subscribers.add(filter)
+    }
+
+    /// The first event `filter` selects, then nothing: the subscription
+    /// ends once it has delivered one, and the receiver sees the channel
+    /// disconnected after taking it (for "tell me when X happens").
+    pub fn subscribe_once(&self, filter: EventFilter) -> Receiver<Event> {
+        self.subscribers.add_once(filter)
     }
 
     /// Every other member known, in any state.

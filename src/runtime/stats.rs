@@ -37,6 +37,15 @@ pub struct RuntimeStats {
     /// Events the endpoint produced (delivered to every subscriber whose
     /// filter matches).
     pub events: u64,
+    /// Queries received that a handler matched but that were not handed to
+    /// it, because [`NodeConfig::event_buffer`](super::NodeConfig::event_buffer)
+    /// queries were waiting for the handlers already (they got no response).
+    pub query_handler_drops: u64,
+    /// Query handlers that meant to respond and could not: the handler
+    /// panicked, or the endpoint refused its response (the query was over
+    /// because the handler took longer than its timeout, or the response
+    /// was too large).
+    pub query_handler_failures: u64,
     /// One entry per live subscription.
     pub subscribers: Vec<SubscriberStats>,
 }

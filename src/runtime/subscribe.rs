@@ -1,14 +1,17 @@
 //! Event fan-out: every event the endpoint produces goes to every
 //! subscription whose filter matches, over bounded channels, so that a slow
 //! subscriber never blocks the node; what it cannot take is dropped and
-//! counted against it.
+//! counted against it. The answers to one of this node's queries also go
+//! to that query's [`QueryHandle`](super::QueryHandle) alone, by id.
 
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use super::bus::QueryEvent;
 use super::stats::SubscriberStats;
-use crate::{Event, KeyPattern};
+use crate::{Event, KeyPattern, QueryId};
 
 /// The kinds of [`Event`], for filtering.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,11 +34,38 @@ pub enum EventKind {
     KeyDeleted,
     /// [`Event::KeyExpired`].
     KeyExpired,
-    /// Event-bus events: [`Event::UserEvent`], queries, elections.
-    Bus,
+    /// [`Event::UserEvent`].
+    UserEvent,
+    /// [`Event::Query`]: another node's query, for this node to answer.
+    Query,
+    /// [`Event::QueryAck`].
+    QueryAck,
+    /// [`Event::QueryResponse`].
+    QueryResponse,
+    /// [`Event::QueryDone`].
+    QueryDone,
+    /// [`Event::ElectionStarted`].
+    ElectionStarted,
+    /// [`Event::Quorum`].
+    Quorum,
+    /// [`Event::ElectionExpired`].
+    ElectionExpired,
 }
 
 impl EventKind {
+    /// The kinds of the event bus's events (user events, queries and
+    /// elections), for a filter that wants all of them.
+    pub const BUS: [EventKind; 8] = [
+        EventKind::UserEvent,
+        EventKind::Query,
+        EventKind::QueryAck,
+        EventKind::QueryResponse,
+        EventKind::QueryDone,
+        EventKind::ElectionStarted,
+        EventKind::Quorum,
+        EventKind::ElectionExpired,
+    ];
+
     /// The kind of `event`.
     pub fn of(event: &Event) -> EventKind {
         match event {
@@ -48,7 +78,14 @@ impl EventKind {
             Event::KeyUpdated { .. } => EventKind::KeyUpdated,
             Event::KeyDeleted { .. } => EventKind::KeyDeleted,
             Event::KeyExpired { .. } => EventKind::KeyExpired,
-            _ => EventKind::Bus,
+            Event::UserEvent { .. } => EventKind::UserEvent,
+            Event::Query { .. } => EventKind::Query,
+            Event::QueryAck { .. } => EventKind::QueryAck,
+            Event::QueryResponse { .. } => EventKind::QueryResponse,
+            Event::QueryDone { .. } => EventKind::QueryDone,
+            Event::ElectionStarted { .. } => EventKind::ElectionStarted,
+            Event::Quorum { .. } => EventKind::Quorum,
+            Event::ElectionExpired { .. } => EventKind::ElectionExpired,
         }
     }
 
@@ -58,8 +95,12 @@ impl EventKind {
 }
 
 /// Which events a subscription receives: those of the selected kinds and,
-/// when the filter has key patterns, only key events whose key matches one
-/// of them. [`EventFilter::all`] (the default) selects everything.
+/// when the filter has patterns, only events about something a pattern
+/// matches: key events whose key matches one of its key patterns, and user
+/// events whose name matches one of its event-name patterns (patterns are
+/// alternatives; with any pattern at all, events about neither a key nor
+/// an event name are excluded). [`EventFilter::all`] (the default) selects
+/// everything.
 ///
 /// ```
 /// use vinery::runtime::{EventFilter, EventKind};
@@ -71,14 +112,17 @@ impl EventKind {
 /// let updates = services
 ///     .or_key(KeyPattern::prefix("config/"))
 ///     .with_kinds([EventKind::KeyUpdated]);
-/// # let _ = updates;
+/// // User events named `deploy.*` (what `Node::hear("deploy.*")` uses).
+/// let deploys = EventFilter::user_events(KeyPattern::glob("deploy.*"));
+/// # let _ = (updates, deploys);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventFilter {
     kinds: u32,
-    /// Empty: any event of the selected kinds. Otherwise the event must be
-    /// about a key matching one of these.
+    /// Key events must be about a key matching one of these (see `matches`).
     keys: Vec<KeyPattern>,
+    /// User events must have a name matching one of these.
+    names: Vec<KeyPattern>,
 }
 
 impl Default for EventFilter {
@@ -104,6 +148,7 @@ impl EventFilter {
         EventFilter {
             kinds: u32::MAX,
             keys: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -112,6 +157,7 @@ impl EventFilter {
         EventFilter {
             kinds: kind_set(kinds),
             keys: Vec::new(),
+            names: Vec::new(),
         }
     }
 
@@ -119,6 +165,12 @@ impl EventFilter {
     /// `pattern`, of any owner.
     pub fn keys(pattern: KeyPattern) -> EventFilter {
         EventFilter::kinds(KEY_KINDS).or_key(pattern)
+    }
+
+    /// Only user events ([`Event::UserEvent`]) whose name matches
+    /// `pattern`.
+    pub fn user_events(pattern: KeyPattern) -> EventFilter {
+        EventFilter::kinds([EventKind::UserEvent]).or_event_name(pattern)
     }
 
     /// This filter, narrowed to the given kinds as well.
@@ -135,13 +187,26 @@ impl EventFilter {
         self
     }
 
+    /// This filter, also passing user events whose name matches `pattern`
+    /// (patterns are alternatives; any pattern at all excludes events that
+    /// are about neither a key nor an event name).
+    pub fn or_event_name(mut self, pattern: KeyPattern) -> EventFilter {
+        self.names.push(pattern);
+        self
+    }
+
     /// Whether `event` passes this filter.
     pub fn matches(&self, event: &Event) -> bool {
-        self.kinds & EventKind::of(event).bit() != 0
-            && (self.keys.is_empty()
-                || event
-                    .key()
-                    .is_some_and(|k| self.keys.iter().any(|p| p.matches(k))))
+        if self.kinds & EventKind::of(event).bit() == 0 {
+            return false;
+        }
+        if self.keys.is_empty() && self.names.is_empty() {
+            return true;
+        }
+        let any_match = |patterns: &[KeyPattern], subject: Option<&str>| {
+            subject.is_some_and(|s| patterns.iter().any(|p| p.matches(s)))
+        };
+        any_match(&self.keys, event.key()) || any_match(&self.names, event.user_event_name())
     }
 }
 
@@ -149,6 +214,8 @@ struct Subscriber {
     id: u64,
     filter: EventFilter,
     tx: Sender<Event>,
+    /// Ends (its sender dropped) after delivering one event.
+    once: bool,
     delivered: u64,
     dropped: u64,
 }
@@ -157,6 +224,12 @@ struct Subscriber {
 struct Inner {
     next_id: u64,
     list: Vec<Subscriber>,
+    /// This node's running queries whose caller holds a handle: where their
+    /// acks, responses and end go. Unbounded, since the endpoint takes at
+    /// most one ack and one response per node (payloads within
+    /// `max_event_payload`) and the end must never be lost: a handle
+    /// waiting for it would wait forever.
+    queries: HashMap<QueryId, Sender<QueryEvent>>,
 }
 
 /// A node's subscriptions. Owned by the [`Node`](super::Node) handle and
@@ -183,7 +256,18 @@ impl Subscribers {
 
     /// A new subscription to the events `filter` selects.
     pub(crate) fn add(&self, filter: EventFilter) -> Receiver<Event> {
-        let (tx, rx) = crossbeam_channel::bounded(self.capacity);
+        self.insert(filter, false)
+    }
+
+    /// A new subscription to the first event `filter` selects: it ends
+    /// once it has delivered one.
+    pub(crate) fn add_once(&self, filter: EventFilter) -> Receiver<Event> {
+        self.insert(filter, true)
+    }
+
+    fn insert(&self, filter: EventFilter, once: bool) -> Receiver<Event> {
+        // One slot is all a one-shot subscription ever uses.
+        let (tx, rx) = crossbeam_channel::bounded(if once { 1 } else { self.capacity });
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
@@ -191,10 +275,25 @@ impl Subscribers {
             id,
             filter,
             tx,
+            once,
             delivered: 0,
             dropped: 0,
         });
         rx
+    }
+
+    /// Sends the acks, responses and end of this node's query `id` to `tx`
+    /// (until the end, or until the receiver is dropped). Called on the
+    /// node's loop right after the query was made, so nothing of it can
+    /// have been delivered yet.
+    pub(crate) fn route_query(&self, id: QueryId, tx: Sender<QueryEvent>) {
+        self.lock().queries.insert(id, tx);
+    }
+
+    /// The endpoint is gone (the node stopped or left): its running queries
+    /// will never end, so their handles are disconnected.
+    pub(crate) fn end_queries(&self) {
+        self.lock().queries.clear();
     }
 
     /// Hands every event in `events` (emptied) to the matching subscribers.
@@ -206,12 +305,24 @@ impl Subscribers {
         }
         let mut inner = self.lock();
         for event in events.drain(..) {
+            if let Some((id, answer)) = QueryEvent::of(&event) {
+                if let Some(tx) = inner.queries.get(id) {
+                    let done = matches!(answer, QueryEvent::Done { .. });
+                    // An error means the handle was dropped: nobody waits.
+                    if tx.send(answer).is_err() || done {
+                        inner.queries.remove(id);
+                    }
+                }
+            }
             inner.list.retain_mut(|s| {
                 if !s.filter.matches(&event) {
                     return true;
                 }
                 match s.tx.try_send(event.clone()) {
-                    Ok(()) => s.delivered += 1,
+                    Ok(()) => {
+                        s.delivered += 1;
+                        return !s.once;
+                    }
                     Err(TrySendError::Full(_)) => {
                         if s.dropped == 0 {
                             log::warn!(
@@ -314,6 +425,163 @@ mod tests {
         let any_key = EventFilter::kinds([EventKind::KeyExpired]).or_key(KeyPattern::Any);
         assert!(any_key.matches(&key_event(EventKind::KeyExpired, "x")));
         assert!(!any_key.matches(&key_event(EventKind::KeyUpdated, "x")));
+    }
+
+    fn user_event(name: &str) -> Event {
+        Event::UserEvent {
+            origin: "b".into(),
+            seq: 1,
+            lamport: 1,
+            name: name.into(),
+            payload: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_bus_event_has_its_own_kind() {
+        let id = QueryId {
+            origin: "a".into(),
+            seq: 1,
+        };
+        let (topic, creator) = (String::from("t"), String::from("a"));
+        let events = [
+            user_event("x"),
+            Event::Query {
+                id: id.clone(),
+                from: "a".into(),
+                name: "q".into(),
+                payload: Vec::new(),
+                lamport: 1,
+            },
+            Event::QueryAck {
+                id: id.clone(),
+                from: "b".into(),
+            },
+            Event::QueryResponse {
+                id: id.clone(),
+                from: "b".into(),
+                payload: Vec::new(),
+            },
+            Event::QueryDone {
+                id,
+                acks: 1,
+                responses: 1,
+            },
+            Event::ElectionStarted {
+                topic: topic.clone(),
+                creator: creator.clone(),
+                min: 1,
+                total: 1,
+            },
+            Event::Quorum {
+                topic: topic.clone(),
+                creator: creator.clone(),
+                voters: Vec::new(),
+            },
+            Event::ElectionExpired {
+                topic,
+                creator,
+                yes: 0,
+            },
+        ];
+        let kinds: Vec<EventKind> = events.iter().map(EventKind::of).collect();
+        assert_eq!(kinds, EventKind::BUS);
+        for (event, kind) in events.iter().zip(EventKind::BUS) {
+            assert!(EventFilter::kinds([kind]).matches(event), "{kind:?}");
+            let others = EventKind::BUS.into_iter().filter(|&k| k != kind);
+            assert!(!EventFilter::kinds(others).matches(event), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn event_name_patterns_select_user_events_by_name() {
+        let deploys = EventFilter::user_events(KeyPattern::glob("deploy.*"));
+        assert!(deploys.matches(&user_event("deploy.web")));
+        assert!(!deploys.matches(&user_event("deployment")));
+        assert!(!deploys.matches(&key_event(EventKind::KeyUpdated, "deploy.web")));
+        assert!(!deploys.matches(&Event::MemberJoined(member())));
+        // Patterns are alternatives, each applying to its own sort of event.
+        let both = EventFilter::kinds([EventKind::KeyUpdated, EventKind::UserEvent])
+            .or_key(KeyPattern::glob("svc.*"))
+            .or_event_name(KeyPattern::glob("deploy.*"));
+        assert!(both.matches(&user_event("deploy.db")));
+        assert!(both.matches(&key_event(EventKind::KeyUpdated, "svc.a")));
+        assert!(
+            !both.matches(&user_event("svc.a")),
+            "key patterns are not names"
+        );
+        assert!(!both.matches(&key_event(EventKind::KeyUpdated, "deploy.db")));
+        assert!(EventFilter::user_events(KeyPattern::Any).matches(&user_event("")));
+    }
+
+    #[test]
+    fn a_one_shot_subscription_ends_after_its_first_event() {
+        let subs = Subscribers::new(8);
+        let once = subs.add_once(EventFilter::user_events(KeyPattern::glob("d*")));
+        let mut events = vec![user_event("x"), user_event("d1"), user_event("d2")];
+        subs.deliver(&mut events);
+        assert_eq!(
+            once.try_recv()
+                .map(|e| e.user_event_name().map(String::from)),
+            Ok(Some("d1".into()))
+        );
+        assert_eq!(
+            once.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        );
+        assert!(subs.stats().is_empty(), "it removed itself");
+    }
+
+    #[test]
+    fn query_answers_reach_their_handle_only_until_done() {
+        let subs = Subscribers::new(8);
+        let id = |seq| QueryId {
+            origin: "a".into(),
+            seq,
+        };
+        let (tx, rx) = crossbeam_channel::unbounded();
+        subs.route_query(id(1), tx);
+        let (other_tx, other_rx) = crossbeam_channel::unbounded();
+        subs.route_query(id(2), other_tx);
+        let everything = subs.add(EventFilter::all());
+        let mut events = vec![
+            Event::QueryAck {
+                id: id(1),
+                from: "b".into(),
+            },
+            Event::QueryDone {
+                id: id(1),
+                acks: 1,
+                responses: 0,
+            },
+            Event::QueryAck {
+                id: id(1),
+                from: "late".into(),
+            },
+        ];
+        subs.deliver(&mut events);
+        let got: Vec<QueryEvent> = rx.try_iter().collect();
+        assert_eq!(
+            got,
+            [
+                QueryEvent::Ack { from: "b".into() },
+                QueryEvent::Done {
+                    acks: 1,
+                    responses: 0
+                }
+            ]
+        );
+        assert!(
+            rx.is_empty() && rx.try_recv().is_err(),
+            "disconnected after done"
+        );
+        assert!(other_rx.is_empty(), "another query's handle got nothing");
+        assert_eq!(everything.len(), 3, "subscribers still see every answer");
+        subs.end_queries();
+        assert_eq!(
+            other_rx.try_recv(),
+            Err(crossbeam_channel::TryRecvError::Disconnected)
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! `vinery agent`: runs a node, prints its events (membership and keys),
-//! answers its control socket, and leaves gracefully on SIGINT, SIGTERM or
-//! `vinery leave`. With `--keyring-file`, keyring changes made through the
-//! control socket are written back to the file, so that a restarted agent
-//! still speaks the cluster's current key.
+//! `vinery agent`: runs a node, prints its events (membership, keys and
+//! the event bus; see `event_lines`), answers queries as `--answer` and
+//! `--answer-cmd` say (see `answer`), answers its control socket, and
+//! leaves gracefully on SIGINT, SIGTERM or `vinery leave`. With
+//! `--keyring-file`, keyring changes made through the control socket are
+//! written back to the file, so that a restarted agent still speaks the
+//! cluster's current key.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -10,19 +12,21 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{ArgGroup, Args};
 use crossbeam_channel::{select, Receiver, Sender};
 use log::LevelFilter;
 use serde_json::{json, Map, Value as Json};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vinery::runtime::{Node, NodeConfig};
+use vinery::runtime::{Node, NodeConfig, NodeError, QueryHandle};
 use vinery::security::{Cidr, SecretKey};
-use vinery::{Config, Event, KeyPattern};
+use vinery::{Config, KeyPattern, QueryFilter};
 
-use crate::client::{parse_duration, parse_key};
+use crate::answer::{self, CommandLimits};
+use crate::client::{parse_duration, parse_key, parse_pair};
 use crate::control::{self, Request};
+use crate::event_lines::print_event;
 use crate::logger;
 
 /// Arguments of `vinery agent`.
@@ -31,15 +35,29 @@ use crate::logger;
 #[command(after_help = "\
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
-commands (members, stats, leave, get, set, delete, kv, keys) find it the \
-same way from --name (or take --control).\n\n\
+commands (members, stats, leave, get, set, delete, kv, keys, event, query, \
+election, vote) find it the same way from --name (or take --control).\n\n\
 Encryption: --key (repeatable) or --keyring-file, not both; the first key \
 is the primary. Moving a running plaintext cluster to encryption: restart \
 each agent with the key, --send-plaintext and --accept-plaintext; then each \
-with only --accept-plaintext; then with neither.\n\n\
-Events go to stdout, one per line (JSON objects with --json); log lines go \
-to stderr. Exit status: 0 after a graceful leave, 1 if the node cannot \
-start, 2 on bad arguments.")]
+with only --accept-plaintext; then with neither. Or live, each step on \
+every agent before the next: vinery keys --send-plaintext on, \
+--accept-plaintext on, --install KEY, --send-plaintext off, \
+--accept-plaintext off.\n\n\
+Queries: --answer GLOB=TEXT responds to queries whose name matches GLOB \
+with TEXT; --answer-cmd GLOB=COMMAND runs `sh -c COMMAND` with the query's \
+payload on stdin and VINERY_QUERY_NAME, VINERY_QUERY_FROM and \
+VINERY_QUERY_ID set, and responds with its stdout if it exits 0 within \
+--answer-timeout and prints at most max_event_payload (512) bytes. Both \
+are repeatable; the first match answers (--answer flags first), on a \
+thread of its own, never delaying the node. Unmatched queries are \
+acknowledged without a response.\n\n\
+Events go to stdout, one per line (JSON objects with --json): membership, \
+keys, and the event bus as `KIND field=value…` (user_event name=deploy \
+from=a id=a/17 lamport=3 payload=\"v2\"; query, query_ack, \
+query_response, query_done, election_started, quorum, election_expired), \
+payloads quoted and escaped. Log lines go to stderr. Exit status: 0 \
+after a graceful leave, 1 if the node cannot start, 2 on bad arguments.")]
 pub struct AgentArgs {
     /// UDP address to bind.
     #[arg(long, default_value = "127.0.0.1:7946")]
@@ -101,12 +119,17 @@ pub struct AgentArgs {
     /// With keys: keep accepting plaintext (migration to encryption).
     #[arg(long, requires = "keyring")]
     accept_plaintext: bool,
-}
-
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+    /// Respond to queries whose name matches GLOB with TEXT (repeatable).
+    #[arg(long = "answer", value_name = "GLOB=TEXT", value_parser = parse_pair)]
+    answer: Vec<(String, String)>,
+    /// Respond to queries whose name matches GLOB with the stdout of
+    /// `sh -c COMMAND` (repeatable; see below).
+    #[arg(long = "answer-cmd", value_name = "GLOB=COMMAND", value_parser = parse_pair)]
+    answer_cmd: Vec<(String, String)>,
+    /// How long an --answer-cmd command may run before it is killed
+    /// (no response then).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    answer_timeout: Duration,
 }
 
 /// Reads a keyring file: one base64 key per line, the primary first;
@@ -226,6 +249,12 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let signals = forward_signals()?;
     let mut node = Node::new(config);
     let events = node.subscribe();
+    // Before the node starts, so that no query arrives unanswered.
+    let limits = CommandLimits {
+        timeout: args.answer_timeout,
+        max_output: node.config().protocol.max_event_payload,
+    };
+    answer::register(&node, args.answer, args.answer_cmd, limits)?;
     node.start().map_err(|e| e.to_string())?;
     log::info!(
         "{name}: bound {}, advertising {}, control socket {}{}",
@@ -268,8 +297,11 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                     continue;
                 };
                 let leaving = request == Ok(Request::Leave);
-                let response = request.and_then(|r| answer(&mut node, r, &settings));
-                control::write_response(&stream, response);
+                match request.and_then(|r| answer(&mut node, r, &settings)) {
+                    Ok(Reply::Now(fields)) => control::write_response(&stream, Ok(fields)),
+                    Ok(Reply::Later(wait)) => answer_later(stream, wait),
+                    Err(e) => control::write_response(&stream, Err(e)),
+                }
                 if leaving {
                     return Ok(ExitCode::SUCCESS);
                 }
@@ -341,13 +373,34 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
     Ok(rx)
 }
 
-fn answer(
-    node: &mut Node,
-    request: Request,
-    settings: &Settings,
-) -> Result<Map<String, Json>, String> {
+/// The fields of a successful answer.
+type Fields = Map<String, Json>;
+
+/// Waits for an answer that is not ready yet.
+type Waiting = Box<dyn FnOnce() -> Result<Fields, String> + Send>;
+
+/// An answer to a control request: ready now, or once `Later` returns (a
+/// query's, after its timeout: a thread waits for it, so that the agent
+/// goes on printing events and serving requests meanwhile).
+enum Reply {
+    Now(Fields),
+    Later(Waiting),
+}
+
+/// Writes the answer `wait` makes to `stream` from a thread of its own.
+fn answer_later(stream: UnixStream, wait: Waiting) {
+    let spawned = std::thread::Builder::new()
+        .name("vinery answer".into())
+        .spawn(move || control::write_response(&stream, wait()));
+    if let Err(e) = spawned {
+        // The stream went with the closure: the client sees no answer.
+        log::error!("cannot start a thread to wait for the answer: {e}");
+    }
+}
+
+fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Reply, String> {
     let mut fields = Map::new();
-    let text = |e: vinery::runtime::NodeError| e.to_string();
+    let text = |e: NodeError| e.to_string();
     match request {
         Request::Members => {
             let mut members = node.all_peers().map_err(text)?;
@@ -402,44 +455,171 @@ fn answer(
             install,
             use_key,
             remove,
+            send_plaintext,
+            accept_plaintext,
         } => {
-            change_keyring(node, install, use_key, remove, settings)?;
+            let changes = [
+                install.map(KeysChange::Install),
+                use_key.map(KeysChange::Use),
+                remove.map(KeysChange::Remove),
+                send_plaintext.map(|on| KeysChange::Plaintext(PlaintextSwitch::Send, on)),
+                accept_plaintext.map(|on| KeysChange::Plaintext(PlaintextSwitch::Accept, on)),
+            ];
+            let mut changes = changes.into_iter().flatten();
+            if let Some(change) = changes.next() {
+                if changes.next().is_some() {
+                    return Err(
+                        "one change at a time (install, use, remove, send_plaintext \
+                                or accept_plaintext)"
+                            .into(),
+                    );
+                }
+                change_keys(node, change, settings)?;
+            }
             let keys = node.list_keys().map_err(text)?;
             fields.insert("keys".into(), control::keyring_json(&keys));
+            let protocol = &node.config().protocol;
+            fields.insert("send_plaintext".into(), json!(protocol.send_plaintext));
+            fields.insert("accept_plaintext".into(), json!(protocol.accept_plaintext));
         }
+        Request::Event {
+            name,
+            payload,
+            duration_ms,
+            coalesce,
+        } => {
+            let duration = Duration::from_millis(duration_ms);
+            let id = if coalesce {
+                node.say_coalesced(&name, payload.as_bytes(), duration)
+            } else {
+                node.say(&name, payload.as_bytes(), duration)
+            }
+            .map_err(text)?;
+            fields.insert("id".into(), json!(id.to_string()));
+            fields.insert("origin".into(), json!(id.origin));
+            fields.insert("seq".into(), json!(id.seq));
+        }
+        Request::Query {
+            name,
+            payload,
+            timeout_ms,
+            nodes,
+            tags,
+        } => {
+            let filter = query_filter(nodes, tags)?;
+            let timeout = Duration::from_millis(timeout_ms);
+            let handle = node
+                .query(&name, payload.as_bytes(), timeout, &filter)
+                .map_err(text)?;
+            return Ok(Reply::Later(Box::new(move || query_answer(handle))));
+        }
+        Request::Election {
+            topic,
+            expire_ms,
+            min,
+            total,
+        } => {
+            let expire = Duration::from_millis(expire_ms);
+            node.election(&topic, expire, min, total).map_err(text)?;
+        }
+        Request::Vote { topic, yes } => node.vote(&topic, yes).map_err(text)?,
     }
+    Ok(Reply::Now(fields))
+}
+
+/// A query's filter from the control request's `nodes` and `key=glob`
+/// `tags` (empty: no condition).
+fn query_filter(nodes: Vec<String>, tags: Vec<String>) -> Result<QueryFilter, String> {
+    let mut filter = if nodes.is_empty() {
+        QueryFilter::default()
+    } else {
+        QueryFilter::nodes(nodes)
+    };
+    for tag in tags {
+        let (key, glob) = tag
+            .split_once('=')
+            .ok_or_else(|| format!("tag {tag:?}: expected KEY=GLOB"))?;
+        filter = filter.with_tag(key, glob);
+    }
+    Ok(filter)
+}
+
+/// Waits for the query's timeout: its id, the nodes that acknowledged it
+/// and their responses.
+fn query_answer(handle: QueryHandle) -> Result<Fields, String> {
+    let id = handle.id().to_string();
+    let result = handle
+        .collect()
+        .map_err(|e| format!("query {id} cut short: {e}"))?;
+    let responses = result
+        .responses
+        .iter()
+        .map(|(node, payload)| {
+            let mut r = Map::new();
+            r.insert("node".into(), json!(node));
+            control::insert_bytes(&mut r, "payload", payload);
+            Json::Object(r)
+        })
+        .collect();
+    let mut fields = Map::new();
+    fields.insert("id".into(), json!(id));
+    fields.insert("acks".into(), json!(result.acks));
+    fields.insert("responses".into(), Json::Array(responses));
     Ok(fields)
 }
 
-/// Applies at most one keyring change, logs it, and saves the keyring to
-/// the keyring file if there is one.
-fn change_keyring(
-    node: &mut Node,
-    install: Option<String>,
-    use_key: Option<String>,
-    remove: Option<String>,
-    settings: &Settings,
-) -> Result<(), String> {
+/// One change of `vinery keys`.
+enum KeysChange {
+    Install(String),
+    Use(String),
+    Remove(String),
+    /// A migration switch turned on or off.
+    Plaintext(PlaintextSwitch, bool),
+}
+
+/// The two migration switches (`Config::send_plaintext`,
+/// `Config::accept_plaintext`).
+#[derive(Clone, Copy)]
+enum PlaintextSwitch {
+    Send,
+    Accept,
+}
+
+/// Applies a keyring change or a migration switch, logs it, and saves the
+/// keyring to the keyring file if there is one (the switches are not
+/// saved: a restarted agent takes them from its command line).
+fn change_keys(node: &mut Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
     let key = |b64: &str| SecretKey::from_base64(b64).map_err(|e| e.to_string());
-    let done = match (install, use_key, remove) {
-        (None, None, None) => return Ok(()),
-        (Some(k), None, None) => {
+    let done = match change {
+        KeysChange::Install(k) => {
             let k = key(&k)?;
             let print = k.fingerprint();
             node.install_key(k)
                 .map(|()| format!("installed key {print}"))
         }
-        (None, Some(k), None) => {
+        KeysChange::Use(k) => {
             let k = key(&k)?;
             node.use_key(&k)
                 .map(|()| format!("now sealing with key {}", k.fingerprint()))
         }
-        (None, None, Some(k)) => {
+        KeysChange::Remove(k) => {
             let k = key(&k)?;
             node.remove_key(&k)
                 .map(|()| format!("removed key {}", k.fingerprint()))
         }
-        _ => return Err("one keyring change at a time (install, use or remove)".into()),
+        KeysChange::Plaintext(switch, on) => {
+            let (flag, switched) = match switch {
+                PlaintextSwitch::Send => ("send-plaintext", node.set_send_plaintext(on)),
+                PlaintextSwitch::Accept => ("accept-plaintext", node.set_accept_plaintext(on)),
+            };
+            switched.map_err(|e| e.to_string())?;
+            log::info!(
+                "{}: {flag} {} (not saved: a restarted agent takes it from its command line)",
+                node.name(),
+                if on { "on" } else { "off" }
+            );
+            return Ok(());
+        }
     }
     .map_err(|e| e.to_string())?;
     match &settings.keyring_file {
@@ -465,53 +645,5 @@ fn change_keyring(
             );
             Ok(())
         }
-    }
-}
-
-fn print_event(e: &Event, human: bool) {
-    let time_ms = control::millis_since_epoch(SystemTime::now());
-    let line = match (e.member(), human) {
-        (Some(m), true) => format!(
-            "{:<16} {} {} {} incarnation {}",
-            e.kind(),
-            m.name,
-            m.addr,
-            m.state.name(),
-            m.incarnation
-        ),
-        (Some(m), false) => {
-            json!({"time_ms": time_ms, "event": e.kind(), "member": control::member_json(m)})
-                .to_string()
-        }
-        (None, human) => key_event_line(e, human, time_ms),
-    };
-    // stdout closed (piped into `head`): the agent keeps running.
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
-
-/// A key event as a line: `key_updated node key=value (v3)`, or JSON.
-fn key_event_line(e: &Event, human: bool, time_ms: u128) -> String {
-    let (value, version) = match e {
-        Event::KeyUpdated { value, version, .. } => (Some(value), *version),
-        Event::KeyDeleted { version, .. } | Event::KeyExpired { version, .. } => (None, *version),
-        _ => (None, 0),
-    };
-    let key = e.key().unwrap_or_default();
-    let text = value.map(|v| String::from_utf8_lossy(v).into_owned());
-    if human {
-        match &text {
-            Some(t) => format!("{:<16} {} {key}={t} (v{version})", e.kind(), e.node()),
-            None => format!("{:<16} {} {key} (v{version})", e.kind(), e.node()),
-        }
-    } else {
-        json!({
-            "time_ms": time_ms,
-            "event": e.kind(),
-            "node": e.node(),
-            "key": key,
-            "value": text,
-            "version": version,
-        })
-        .to_string()
     }
 }

@@ -1,6 +1,6 @@
 //! The client commands (`vinery members`, `stats`, `leave`, `get`, `set`,
-//! `delete`, `kv`, `keys`): one request to a running agent's control
-//! socket, its answer printed.
+//! `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`): one
+//! request to a running agent's control socket, its answer printed.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -31,12 +31,15 @@ pub struct ClientArgs {
 /// Sends `request` to the agent and prints the answer (`render` for
 /// people, the raw JSON with `--json`).
 pub fn run(args: ClientArgs, request: Request, render: fn(&Json) -> String) -> ExitCode {
+    run_with(args, request, render)
+}
+
+/// [`run`] with a renderer that needs the command's arguments.
+fn run_with(args: ClientArgs, request: Request, render: impl FnOnce(&Json) -> String) -> ExitCode {
     let path = args
         .control
         .unwrap_or_else(|| control::default_path(&args.name.unwrap_or_else(control::default_name)));
-    // A leave waits for the agent to finish leaving.
-    let timeout = Duration::from_secs(60);
-    match control::call(&path, &request, timeout) {
+    match control::call(&path, &request) {
         Ok(answer) => {
             let text = if args.json {
                 answer.to_string()
@@ -150,6 +153,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// Milliseconds of `d`, as the control protocol carries durations.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Parses `A=B` (split at the first `=`), as `--set`, `--answer` and
+/// `--tag` take it; clap's message names the flag and its expected form.
+pub fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("no '=' in {s:?}"))
+}
+
+/// Parses `on` or `off`.
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, got {s:?}")),
+    }
+}
+
 /// A key in base64 (as `vinery keygen` prints).
 pub fn parse_key(s: &str) -> Result<SecretKey, String> {
     SecretKey::from_base64(s).map_err(|e| e.to_string())
@@ -219,6 +244,85 @@ pub struct KeysArgs {
     /// List the keyring's fingerprints, primary first.
     #[arg(long, group = "action")]
     list: bool,
+    /// Migration switch, live: with keys, keep sending plaintext (on), or
+    /// seal everything sent (off).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off, group = "action")]
+    send_plaintext: Option<bool>,
+    /// Migration switch, live: with keys, keep accepting plaintext (on),
+    /// or drop it (off).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off, group = "action")]
+    accept_plaintext: Option<bool>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery event`.
+#[derive(Debug, Args)]
+pub struct EventArgs {
+    /// The event's name, e.g. deploy.web.
+    name: String,
+    /// Its payload (text).
+    #[arg(default_value = "")]
+    payload: String,
+    /// How long it lives: nodes that join meanwhile receive it too.
+    #[arg(long = "for", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    lifetime: Duration,
+    /// Receivers keep only the latest event of this name per coalescing
+    /// window (500 ms), e.g. for "the config changed".
+    #[arg(long)]
+    coalesce: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query's name (the answering agents' --answer globs match it).
+    name: String,
+    /// Its payload (text).
+    #[arg(default_value = "")]
+    payload: String,
+    /// How long answers are taken; the command returns then.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
+    /// Only this node answers (repeatable) [default: every other node].
+    #[arg(long = "node", value_name = "NAME")]
+    nodes: Vec<String>,
+    /// Only nodes with a tag KEY whose value matches GLOB answer, e.g.
+    /// role=web* (repeatable: all must match).
+    #[arg(long = "tag", value_name = "KEY=GLOB", value_parser = parse_pair)]
+    tags: Vec<(String, String)>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery election`.
+#[derive(Debug, Args)]
+pub struct ElectionArgs {
+    /// What is being decided.
+    topic: String,
+    /// Yes votes that make a quorum.
+    #[arg(long)]
+    min: u32,
+    /// The electorate's size (use min > total / 2 for a majority).
+    #[arg(long)]
+    total: u32,
+    /// How long votes are counted.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    expire: Duration,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Arguments of `vinery vote`.
+#[derive(Debug, Args)]
+pub struct VoteArgs {
+    /// The election's topic.
+    topic: String,
+    /// The vote (final: one per node and topic).
+    #[arg(value_parser = ["yes", "no"])]
+    vote: String,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -237,9 +341,7 @@ pub fn set(args: SetArgs) -> ExitCode {
     let request = Request::Set {
         key: args.key,
         value: args.value,
-        ttl_ms: args
-            .ttl
-            .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        ttl_ms: args.ttl.map(millis),
     };
     run(args.client, request, |a| {
         format!("set (v{})", text(&a["version"]))
@@ -271,15 +373,102 @@ pub fn keys(args: KeysArgs) -> ExitCode {
         install: b64(args.install),
         use_key: b64(args.use_key),
         remove: b64(args.remove),
+        send_plaintext: args.send_plaintext,
+        accept_plaintext: args.accept_plaintext,
     };
     run(args.client, request, keyring_lines)
 }
 
+/// Runs `vinery event`: prints the event's id.
+pub fn event(args: EventArgs) -> ExitCode {
+    let request = Request::Event {
+        name: args.name,
+        payload: args.payload,
+        duration_ms: millis(args.lifetime),
+        coalesce: args.coalesce,
+    };
+    run(args.client, request, |a| text(&a["id"]))
+}
+
+/// Runs `vinery query`: waits for the timeout, then prints who answered.
+pub fn query(args: QueryArgs) -> ExitCode {
+    let request = Request::Query {
+        name: args.name,
+        payload: args.payload,
+        timeout_ms: millis(args.timeout),
+        nodes: args.nodes,
+        tags: args.tags.iter().map(|(k, g)| format!("{k}={g}")).collect(),
+    };
+    run(args.client, request, query_table)
+}
+
+/// Runs `vinery election`.
+pub fn election(args: ElectionArgs) -> ExitCode {
+    let (min, total) = (args.min, args.total);
+    let request = Request::Election {
+        topic: args.topic.clone(),
+        expire_ms: millis(args.expire),
+        min,
+        total,
+    };
+    let topic = args.topic;
+    run_with(args.client, request, move |_| {
+        format!(
+            "election on {topic} created: quorum at {min} of {total} yes votes; the agent \
+             prints quorum or election_expired"
+        )
+    })
+}
+
+/// Runs `vinery vote`.
+pub fn vote(args: VoteArgs) -> ExitCode {
+    let request = Request::Vote {
+        topic: args.topic.clone(),
+        yes: args.vote == "yes",
+    };
+    let (vote, topic) = (args.vote, args.topic);
+    run_with(args.client, request, move |_| {
+        format!("voted {vote} on {topic}")
+    })
+}
+
+/// `vinery query`: one row per node that acknowledged or responded, then
+/// the counts.
+fn query_table(answer: &Json) -> String {
+    let responses = answer["responses"].as_array().cloned().unwrap_or_default();
+    let mut nodes: Vec<String> = answer["acks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(responses.iter().map(|r| &r["node"]))
+        .map(text)
+        .collect();
+    nodes.sort();
+    nodes.dedup();
+    let acks = answer["acks"].as_array().map_or(0, Vec::len);
+    let rows = nodes.iter().map(|n| {
+        let response = responses.iter().find(|r| text(&r["node"]) == *n);
+        let response = response.map_or("(no response)".into(), |r| bytes_text(r, "payload"));
+        vec![n.clone(), response]
+    });
+    format!(
+        "{}\n{acks} acks, {} responses",
+        table(&["NODE", "RESPONSE"], rows),
+        responses.len()
+    )
+}
+
 /// `vinery get`: the value alone (base64, marked, if it is not text).
 fn value_text(answer: &Json) -> String {
-    match answer["value_base64"].as_str() {
+    bytes_text(answer, "value")
+}
+
+/// The bytes field `field` of `j` as text: as is, or its base64 form
+/// (marked) when it is not UTF-8 (see `control::insert_bytes`).
+fn bytes_text(j: &Json, field: &str) -> String {
+    match j[format!("{field}_base64")].as_str() {
         Some(b) => format!("(not UTF-8; base64) {b}"),
-        None => text(&answer["value"]),
+        None => text(&j[field]),
     }
 }
 
@@ -305,7 +494,8 @@ fn kv_table(answer: &Json) -> String {
     table(&["NODE", "KEY", "VALUE", "VERSION", "EXPIRES"], rows)
 }
 
-/// `vinery keys`: one fingerprint per line, the primary marked.
+/// `vinery keys`: one fingerprint per line, the primary marked, then the
+/// migration switches (when the agent reports them).
 fn keyring_lines(answer: &Json) -> String {
     let lines: Vec<String> = answer["keys"]
         .as_array()
@@ -319,6 +509,14 @@ fn keyring_lines(answer: &Json) -> String {
             };
             format!("{}{primary}", text(&k["fingerprint"]))
         })
+        .chain(
+            ["send_plaintext", "accept_plaintext"]
+                .iter()
+                .filter_map(|switch| {
+                    let on = answer[switch].as_bool()?;
+                    Some(format!("{switch}: {}", if on { "on" } else { "off" }))
+                }),
+        )
         .collect();
     lines.join("\n")
 }

@@ -8,11 +8,25 @@
 //! optional), `{"cmd":"delete","key":"k"}`, `{"cmd":"kv","prefix":"p"}` or
 //! `{"cmd":"kv","glob":"g"}` (neither: every key), and
 //! `{"cmd":"keys"}` (list) or `{"cmd":"keys","install":"BASE64"}` (also
-//! `use`, `remove`). A response is `{"ok":true, …}` with the command's
-//! fields, or `{"ok":false,"error":"…"}`. A new command is a new
-//! [`Request`] variant, an arm in the agent's handler and a client
-//! subcommand; old clients and agents keep working with each other for the
-//! commands they share.
+//! `use`, `remove`, or a migration switch: `"send_plaintext":false`,
+//! `"accept_plaintext":false`; one change per request; the answer lists
+//! the keyring and both switches).
+//!
+//! The event bus: `{"cmd":"event","name":"deploy","payload":"v2",
+//! "duration_ms":30000,"coalesce":false}` → `{"ok":true,"id":"a/17",
+//! "origin":"a","seq":17}`; `{"cmd":"query","name":"ping","payload":"",
+//! "timeout_ms":5000,"nodes":["b"],"tags":["role=web*"]}` (`nodes` and
+//! `tags` optional: absent or empty, no condition) → after the timeout,
+//! `{"ok":true,"id":…,"acks":["b"],"responses":[{"node":"b",
+//! "payload":"…"}]}`; `{"cmd":"election","topic":"t","expire_ms":30000,
+//! "min":2,"total":3}` and `{"cmd":"vote","topic":"t","yes":true}` →
+//! `{"ok":true}`. Payloads are text; a response that is not UTF-8 also
+//! comes as `payload_base64`.
+//!
+//! A response is `{"ok":true, …}` with the command's fields, or
+//! `{"ok":false,"error":"…"}`. A new command is a new [`Request`] variant,
+//! an arm in the agent's handler and a client subcommand; old clients and
+//! agents keep working with each other for the commands they share.
 //!
 //! Default path: `$XDG_RUNTIME_DIR/vinery/<name>.sock`, or
 //! `/tmp/vinery-<uid>/<name>.sock` without `XDG_RUNTIME_DIR`; the directory
@@ -84,7 +98,79 @@ pub enum Request {
         /// Remove this key.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         remove: Option<String>,
+        /// Migration switch: with keys, keep sending plaintext.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        send_plaintext: Option<bool>,
+        /// Migration switch: with keys, keep accepting plaintext.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        accept_plaintext: Option<bool>,
     },
+    /// Say a user event to every other node.
+    Event {
+        /// The event's name.
+        name: String,
+        /// Its payload (text).
+        #[serde(default)]
+        payload: String,
+        /// How long it lives (and reaches joining nodes), in milliseconds.
+        duration_ms: u64,
+        /// Receivers keep only the latest of this name per coalescing
+        /// window.
+        #[serde(default)]
+        coalesce: bool,
+    },
+    /// Ask the matching nodes and wait for their answers until the
+    /// timeout.
+    Query {
+        /// The query's name.
+        name: String,
+        /// Its payload (text).
+        #[serde(default)]
+        payload: String,
+        /// How long answers are taken, in milliseconds.
+        timeout_ms: u64,
+        /// Only these nodes answer (empty: any node).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<String>,
+        /// Only nodes with these tags answer, each `key=glob`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+    },
+    /// Create an election.
+    Election {
+        /// What is being decided.
+        topic: String,
+        /// How long it runs, in milliseconds.
+        expire_ms: u64,
+        /// Yes votes it needs.
+        min: u32,
+        /// The electorate's size.
+        total: u32,
+    },
+    /// Vote on the live election on a topic.
+    Vote {
+        /// The election's topic.
+        topic: String,
+        /// Yes or no.
+        yes: bool,
+    },
+}
+
+/// How long a client waits for any answer: a leave waits for the agent to
+/// finish leaving.
+const ANSWER_WITHIN: Duration = Duration::from_secs(60);
+
+impl Request {
+    /// How long the client waits for the agent's answer: a query is
+    /// answered after its timeout.
+    pub fn answer_within(&self) -> Duration {
+        match self {
+            Request::Query { timeout_ms, .. } => {
+                ANSWER_WITHIN.saturating_add(Duration::from_millis(*timeout_ms))
+            }
+            _ => ANSWER_WITHIN,
+        }
+    }
 }
 
 /// The default control socket of the agent named `name`.
@@ -124,12 +210,13 @@ pub fn prepare_dir(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Sends `request` to the agent at `path` and returns its response.
-pub fn call(path: &Path, request: &Request, timeout: Duration) -> Result<Json, String> {
+/// Sends `request` to the agent at `path` and returns its response,
+/// waiting for it as long as [`Request::answer_within`] says.
+pub fn call(path: &Path, request: &Request) -> Result<Json, String> {
     let fail = |what: &str, e: io::Error| format!("{what} {}: {e}", path.display());
     let mut stream = UnixStream::connect(path).map_err(|e| fail("cannot connect to", e))?;
     stream
-        .set_read_timeout(Some(timeout))
+        .set_read_timeout(Some(request.answer_within()))
         .map_err(|e| fail("cannot use", e))?;
     let line = serde_json::to_string(request).expect("requests serialize");
     writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e))?;
@@ -182,22 +269,30 @@ pub fn member_json(m: &Member) -> Json {
     })
 }
 
-/// A key as JSON: owner, key, value as text (and `value_base64` as well
-/// when it is not UTF-8, so that nothing is lost), version, and expiry in
-/// milliseconds since the Unix epoch (null: none).
+/// A key as JSON: owner, key, value (see [`insert_bytes`]), version, and
+/// expiry in milliseconds since the Unix epoch (null: none).
 pub fn entry_json(e: &KeyEntry) -> Json {
-    let mut j = json!({
-        "node": e.node,
-        "key": e.key,
-        "value": String::from_utf8_lossy(&e.value),
-        "version": e.version,
-        "expires_ms": e.expires.map(millis_since_epoch),
-    });
-    if std::str::from_utf8(&e.value).is_err() {
+    let mut j = Map::new();
+    j.insert("node".into(), json!(e.node));
+    j.insert("key".into(), json!(e.key));
+    insert_bytes(&mut j, "value", &e.value);
+    j.insert("version".into(), json!(e.version));
+    j.insert(
+        "expires_ms".into(),
+        json!(e.expires.map(millis_since_epoch)),
+    );
+    Json::Object(j)
+}
+
+/// Inserts `bytes` as the text field `field` (lossily if it is not UTF-8),
+/// plus `<field>_base64` when it is not UTF-8, so that nothing is lost.
+pub fn insert_bytes(fields: &mut Map<String, Json>, field: &str, bytes: &[u8]) {
+    fields.insert(field.into(), json!(String::from_utf8_lossy(bytes)));
+    if std::str::from_utf8(bytes).is_err() {
         use base64::Engine;
-        j["value_base64"] = json!(base64::engine::general_purpose::STANDARD.encode(&e.value));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        fields.insert(format!("{field}_base64"), json!(b64));
     }
-    j
 }
 
 /// A key of the keyring as JSON: its fingerprint (never the key itself)
@@ -250,6 +345,8 @@ pub fn stats_json(s: &NodeStats) -> Json {
             "recv_buffer": r.recv_buffer,
             "send_buffer": r.send_buffer,
             "events": r.events,
+            "query_handler_drops": r.query_handler_drops,
+            "query_handler_failures": r.query_handler_failures,
             "subscribers": r.subscribers.iter().map(|s| json!({
                 "id": s.id,
                 "delivered": s.delivered,

@@ -4,8 +4,9 @@
 //! lives in `sim_cmd.rs`, `agent` (a node with a control socket) in
 //! `agent.rs`, `keygen` in `keys_cmd.rs`; the client commands talking to a
 //! running agent (`members`, `stats`, `leave`, `get`, `set`, `delete`,
-//! `kv`, `keys`) share `client.rs`, and the control socket's protocol is
-//! `control.rs`. A new client command adds a variant to [`Command`], a
+//! `kv`, `keys`, `event`, `query`, `election`, `vote`) share `client.rs`,
+//! and the control socket's protocol is `control.rs`. The agent's output
+//! lines are `event_lines.rs`, its query answering `answer.rs`. A new client command adds a variant to [`Command`], a
 //! [`control::Request`], its handling in the agent and a renderer.
 //!
 //! Naming: `vinery keys` manages the encryption keyring (as issue 5 and
@@ -17,8 +18,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod answer;
 mod client;
 mod control;
+mod event_lines;
 mod keys_cmd;
 mod logger;
 mod sim_cmd;
@@ -41,7 +44,7 @@ enum Command {
     Keygen,
     /// Run a cluster member over UDP, print its events, and leave
     /// gracefully on SIGINT or SIGTERM.
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// List the members a running agent knows.
     Members(client::ClientArgs),
     /// Print a running agent's counters.
@@ -56,8 +59,20 @@ enum Command {
     Delete(client::DeleteArgs),
     /// List every node's keys as the agent sees them.
     Kv(client::KvArgs),
-    /// Manage the agent's encryption keyring: install, use, remove, list.
+    /// Manage the agent's encryption keyring (install, use, remove, list)
+    /// and its plaintext migration switches.
     Keys(client::KeysArgs),
+    /// Say a user event to every other node through the agent; prints its
+    /// id. The other agents print it as a user_event line.
+    Event(client::EventArgs),
+    /// Ask the matching nodes through the agent; waits for the timeout,
+    /// then prints who acknowledged and what they responded.
+    Query(client::QueryArgs),
+    /// Create an election on a topic; the agent prints quorum when enough
+    /// yes votes arrive in time, else election_expired.
+    Election(client::ElectionArgs),
+    /// Vote yes or no on the live election on a topic.
+    Vote(client::VoteArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,7 +80,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Keygen => keys_cmd::keygen(),
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(*args),
         Command::Members(args) => {
             client::run(args, control::Request::Members, client::members_table)
         }
@@ -76,5 +91,9 @@ fn main() -> ExitCode {
         Command::Delete(args) => client::delete(args),
         Command::Kv(args) => client::kv(args),
         Command::Keys(args) => client::keys(args),
+        Command::Event(args) => client::event(args),
+        Command::Query(args) => client::query(args),
+        Command::Election(args) => client::election(args),
+        Command::Vote(args) => client::vote(args),
     }
 }
