@@ -22,11 +22,7 @@ const PHASE_LIMIT: Duration = Duration::from_secs(60);
 /// A started node named `name`, joining through `seed` if given.
 fn node(name: &str, seed: Option<&Node>) -> Node {
     let seeds = seed.map(|s| s.local_addr().expect("running").to_string());
-    let config = NodeConfig::new(
-        Config::lan().with_name(name),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .with_seeds(seeds);
+    let config = NodeConfig::loopback(Config::lan().with_name(name)).with_seeds(seeds);
     let mut node = Node::new(config);
     node.start().expect("start");
     node

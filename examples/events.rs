@@ -11,11 +11,7 @@ use vinery::{Config, Event};
 
 fn node(name: &str, seeds: &[&Node]) -> Node {
     let seeds = seeds.iter().map(|s| s.local_addr().unwrap().to_string());
-    let config = NodeConfig::new(
-        Config::local().with_name(name),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .with_seeds(seeds);
+    let config = NodeConfig::loopback(Config::local().with_name(name)).with_seeds(seeds);
     let mut node = Node::new(config);
     node.start().expect("start");
     node

@@ -12,11 +12,7 @@ use vinery::{Config, Event, KeyPattern};
 
 fn node(name: &str, seed: Option<&Node>) -> Node {
     let seeds = seed.map(|s| s.local_addr().expect("running").to_string());
-    let config = NodeConfig::new(
-        Config::local().with_name(name),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .with_seeds(seeds);
+    let config = NodeConfig::loopback(Config::local().with_name(name)).with_seeds(seeds);
     let mut node = Node::new(config);
     node.start().expect("start");
     node

@@ -64,6 +64,12 @@ impl NodeConfig {
         }
     }
 
+    /// A node running `protocol` on an ephemeral loopback port: what
+    /// examples, tests and single-machine experiments start from.
+    pub fn loopback(protocol: Config) -> NodeConfig {
+        NodeConfig::new(protocol, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
     /// This config with `seeds` to join through.
     pub fn with_seeds<S: Into<String>>(mut self, seeds: impl IntoIterator<Item = S>) -> NodeConfig {
         self.seeds = seeds.into_iter().map(Into::into).collect();
