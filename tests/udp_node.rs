@@ -110,7 +110,7 @@ fn seeds_by_name_add_peer_and_metadata() {
         Err(NodeError::Resolve { .. })
     ));
     c.add_peer(&addr(&a).to_string()).unwrap();
-    let nodes = [a, b, c];
+    let mut nodes = [a, b, c];
     assert!(wait_until(DEADLINE, || converged(&nodes)));
 
     let updates = nodes[0].subscribe_filtered(EventFilter::kinds([EventKind::MemberUpdated]));
@@ -123,6 +123,18 @@ fn seeds_by_name_add_peer_and_metadata() {
         Err(NodeError::Config(e)) if e.field == "meta"
     ));
     assert_eq!(nodes[2].local_member().unwrap().meta, b"role=cache");
+
+    // A restart keeps the metadata set at run time.
+    nodes[2].stop();
+    nodes[2].start().unwrap();
+    assert_eq!(nodes[2].local_member().unwrap().meta, b"role=cache");
+    assert!(wait_until(DEADLINE, || nodes[0]
+        .all_peers()
+        .unwrap()
+        .iter()
+        .any(|m| m.name == "c"
+            && m.meta == b"role=cache"
+            && m.state == MemberState::Alive)));
 }
 
 #[test]
@@ -172,6 +184,7 @@ fn a_subscriber_that_never_reads_loses_events_counted_and_blocks_nothing() {
     assert_eq!(stuck.len(), 2);
     drop(stuck);
     // The next event finds the channel closed and ends the subscription.
+    let mut others = others;
     others[0].set_meta(b"x").unwrap();
     assert!(wait_until(DEADLINE, || a
         .stats()

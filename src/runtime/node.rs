@@ -357,10 +357,13 @@ impl Node {
         self.with_endpoint(move |ep, now| ep.join(now, &found.addrs))
     }
 
-    /// Replaces this node's metadata (see [`Endpoint::set_meta`]).
-    pub fn set_meta(&self, meta: &[u8]) -> Result<(), NodeError> {
-        let meta = meta.to_vec();
-        self.with_endpoint(move |ep, now| ep.set_meta(now, &meta))??;
+    /// Replaces this node's metadata (see [`Endpoint::set_meta`]). Kept in
+    /// [`Node::config`] like the keyring, so a restarted node keeps its
+    /// tags (which query filters match on).
+    pub fn set_meta(&mut self, meta: &[u8]) -> Result<(), NodeError> {
+        let sent = meta.to_vec();
+        self.with_endpoint(move |ep, now| ep.set_meta(now, &sent))??;
+        self.config.protocol.meta = meta.to_vec();
         Ok(())
     }
 
