@@ -1,4 +1,4 @@
-//! Key/value benchmarks (issue 3):
+//! Key/value benchmarks:
 //!
 //! * `kv/merge_1000`: a replica applies a delta of 1,000 keys (16-byte
 //!   keys, 32-byte values) from one owner, arriving as full datagrams

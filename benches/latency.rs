@@ -1,4 +1,4 @@
-//! Key/value latency over loopback (issue 4): `set` on node A until
+//! Key/value latency over loopback: `set` on node A until
 //! `KeyUpdated` arrives on a subscription of node B, sample by sample.
 //!
 //! Three paths, interleaved sample by sample (in a random order each

@@ -1,4 +1,4 @@
-//! Sealing cost (issue 5): seal + open of a full 1400-byte datagram with
+//! Sealing cost: seal + open of a full 1400-byte datagram with
 //! the endpoint's [`Sealer`] (AES-256-GCM, this build's backend), against
 //! RustCrypto's AES-256-GCM and ChaCha20-Poly1305 doing the same work in
 //! place in the same run (the baselines the backend and the cipher were

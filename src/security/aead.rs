@@ -7,10 +7,10 @@
 //!   BoringSSL), which picks AES-NI/VAES and carry-less multiplication at
 //!   run time. It seals + opens a 1400-byte datagram in 0.73 µs on the
 //!   project's machine, against 1.64 µs for RustCrypto's `aes-gcm` 0.11 in
-//!   the same run: only ring meets issue 5's 1 µs target (`aes-gcm` gets
+//!   the same run: only ring meets the 1 µs target (`aes-gcm` gets
 //!   near it only when built with `-C target-cpu=native`, which makes
 //!   binaries that crash on older CPUs). Figures: `docs/PERFORMANCE.md`,
-//!   "Issue 5: sealing".
+//!   "Sealing".
 //! * Without it: RustCrypto's `aes-gcm`, pure Rust, no C toolchain needed
 //!   (the fuzz targets build this way, so the fuzzer sees all the code).
 //!
