@@ -100,11 +100,11 @@ use std::time::Duration;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
-use crate::{Config, ConfigError, Endpoint, Event, MemberState, Time, Transmit};
+use crate::{Config, ConfigError, Endpoint, Event, EventKind, MemberState, Time, Transmit};
 
 pub use network::{LinkConfig, NetworkConfig};
 pub use node::{node_addr, NodeId, NodeStatus, SIM_PORT};
-pub use observe::{EventKind, LoggedEvent, PacketRecord};
+pub use observe::{LoggedEvent, PacketRecord};
 pub use schedule::{MAX_IMMEDIATE_RERUNS, TIMER_RESOLUTION};
 pub use slow::SlowConfig;
 pub use stats::SimStats;
@@ -409,8 +409,10 @@ impl Sim {
     // ------------------------------------------------------------------
     // Observing.
 
-    /// Records the events of the given kinds in the event log (an empty
-    /// slice switches it off). Entries already logged stay.
+    /// Records the membership events of the given kinds in the event log
+    /// (an empty slice switches it off; key and event-bus kinds are never
+    /// logged: watch them with [`Sim::on_event`]). Entries already logged
+    /// stay.
     pub fn log_events(&mut self, kinds: &[EventKind]) {
         self.observer.log_events(kinds);
     }

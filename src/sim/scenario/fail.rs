@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use super::harness::{Outcome, Run};
 use super::report::{mean, Value};
-use crate::sim::{EventKind, LoggedEvent};
-use crate::MemberState;
+use crate::sim::LoggedEvent;
+use crate::{EventKind, MemberState};
 
 impl Run<'_> {
     pub(super) fn fail(&mut self) -> Outcome {
@@ -30,7 +30,7 @@ impl Run<'_> {
         self.settle();
         let timeout = self.cfg.max_suspicion_timeout() + Duration::from_secs(60);
         self.sim
-            .log_events(&[EventKind::Suspect, EventKind::Failed]);
+            .log_events(&[EventKind::MemberSuspect, EventKind::MemberFailed]);
         let (mut suspect, mut dead, mut all_dead) = (Vec::new(), Vec::new(), Vec::new());
         let mut failure = None;
         for _ in 0..self.cfg.crashes {
@@ -49,8 +49,8 @@ impl Run<'_> {
             };
             let log = self.sim.take_event_log();
             let (s, d) = (
-                first(EventKind::Suspect, &log),
-                first(EventKind::Failed, &log),
+                first(EventKind::MemberSuspect, &log),
+                first(EventKind::MemberFailed, &log),
             );
             suspect.extend(s);
             dead.extend(d);

@@ -15,8 +15,8 @@ use rand::{Rng, SeedableRng};
 use super::config::{Scenario, ScenarioConfig};
 use super::report::{Figure, Value};
 use crate::sim::trace::mix;
-use crate::sim::{EventKind, LoggedEvent, NodeId, Sim};
-use crate::Time;
+use crate::sim::{LoggedEvent, NodeId, Sim};
+use crate::{EventKind, Time};
 
 /// How often convergence and similar conditions are checked.
 pub const CHECK_STEP: Duration = Duration::from_millis(100);
@@ -54,7 +54,7 @@ impl Alarms {
             if really_down(m) {
                 continue;
             }
-            if e.kind == EventKind::Suspect {
+            if e.kind == EventKind::MemberSuspect {
                 self.suspect_events += 1;
                 self.suspected[m.index()] = true;
             } else {
@@ -261,7 +261,7 @@ impl<'a> Run<'a> {
     /// on. Returns the refutations so far, for [`Run::alarm_figures`].
     pub(super) fn watch_alarms(&mut self) -> Alarms {
         self.sim
-            .log_events(&[EventKind::Suspect, EventKind::Failed]);
+            .log_events(&[EventKind::MemberSuspect, EventKind::MemberFailed]);
         self.sim.take_event_log();
         Alarms {
             suspected: vec![false; self.sim.len()],

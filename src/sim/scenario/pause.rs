@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use super::harness::{Outcome, Run};
-use crate::sim::{EventKind, NodeId};
-use crate::MemberState;
+use crate::sim::NodeId;
+use crate::{EventKind, MemberState};
 
 impl Run<'_> {
     pub(super) fn pause(&mut self) -> Outcome {
@@ -21,7 +21,7 @@ impl Run<'_> {
         self.settle();
         let victim = self.random_victim();
         self.sim
-            .log_events(&[EventKind::Suspect, EventKind::Failed]);
+            .log_events(&[EventKind::MemberSuspect, EventKind::MemberFailed]);
         self.sim.take_event_log();
         self.sim.pause(victim, d);
         let max = self.cfg.max_suspicion_timeout();
@@ -43,7 +43,7 @@ impl Run<'_> {
             who.dedup();
             who.len() as u64
         };
-        let (suspected_by, dead_by) = (by(EventKind::Suspect), by(EventKind::Failed));
+        let (suspected_by, dead_by) = (by(EventKind::MemberSuspect), by(EventKind::MemberFailed));
         self.secs("pause_s", Some(d), "how long the node stalled");
         self.int(
             "suspected_by",
