@@ -208,19 +208,35 @@ impl<'a> Run<'a> {
         for i in 1..self.nodes.len() {
             self.sim.join(self.nodes[i], &[seed]);
         }
-        let took = self.wait("converging", self.cfg.join_timeout, Sim::full_view);
-        self.secs(
-            "converge_s",
-            took,
-            "join: until every node lists all N as live",
-        );
+        let timeout = self.cfg.join_timeout;
+        let figure = ("converge_s", "join: until every node lists all N as live");
+        self.wait_full_view("converging", timeout, figure, |smallest, _| {
+            format!(
+                "not converged after {timeout:?} of virtual time: the smallest view is {smallest} \
+                 of {} live",
+                self.cfg.nodes
+            )
+        })
+    }
+
+    /// Waits (at most `timeout`) until every running node lists all
+    /// running nodes as live ([`Sim::full_view`]) and records how long it
+    /// took as `figure` (name, help). If it never happens, fails with
+    /// `failure(smallest view, running nodes)`.
+    pub(super) fn wait_full_view(
+        &mut self,
+        phase: &'static str,
+        timeout: Duration,
+        figure: (&'static str, &'static str),
+        failure: impl FnOnce(usize, usize) -> String,
+    ) -> Outcome {
+        let took = self.wait(phase, timeout, Sim::full_view);
+        self.secs(figure.0, took, figure.1);
         match took {
             Some(_) => Ok(()),
-            None => Err(format!(
-                "not converged after {:?} of virtual time: the smallest view is {} of {} live",
-                self.cfg.join_timeout,
+            None => Err(failure(
                 self.sim.min_live_view().unwrap_or(0),
-                self.cfg.nodes
+                self.sim.running_count(),
             )),
         }
     }
@@ -314,21 +330,17 @@ impl<'a> Run<'a> {
     /// until every node lists all running nodes again; records
     /// `reconverge_s`.
     pub(super) fn reconverge(&mut self, disturbance: &str) -> Outcome {
-        let took = self.wait("reconverging", Duration::from_secs(120), Sim::full_view);
-        self.secs(
+        let figure = (
             "reconverge_s",
-            took,
             "after the disturbance ends, until every node lists all running nodes again",
         );
-        match took {
-            Some(_) => Ok(()),
-            None => Err(format!(
+        let timeout = Duration::from_secs(120);
+        self.wait_full_view("reconverging", timeout, figure, |smallest, running| {
+            format!(
                 "the cluster did not list all running nodes again within 120 s after {disturbance} \
-                 (smallest view {} of {})",
-                self.sim.min_live_view().unwrap_or(0),
-                self.sim.running_count()
-            )),
-        }
+                 (smallest view {smallest} of {running})"
+            )
+        })
     }
 
     pub(super) fn suspicion_figure(&mut self) -> Duration {

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use super::harness::{Outcome, Run};
-use crate::sim::Sim;
 
 impl Run<'_> {
     pub(super) fn part(&mut self) -> Outcome {
@@ -27,19 +26,13 @@ impl Run<'_> {
             "",
             "smallest live view when the partition healed",
         );
-        let took = self.wait("healing", Duration::from_secs(600), Sim::full_view);
-        self.secs(
-            "heal_s",
-            took,
-            "after heal, until every node lists all N live",
-        );
-        match took {
-            Some(_) => Ok(()),
-            None => Err(format!(
-                "not one view 600 s after the heal: the smallest view is {} of {}",
-                self.sim.min_live_view().unwrap_or(0),
+        let figure = ("heal_s", "after heal, until every node lists all N live");
+        let timeout = Duration::from_secs(600);
+        self.wait_full_view("healing", timeout, figure, |smallest, _| {
+            format!(
+                "not one view 600 s after the heal: the smallest view is {smallest} of {}",
                 self.cfg.nodes
-            )),
-        }
+            )
+        })
     }
 }
