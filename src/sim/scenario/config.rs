@@ -68,7 +68,7 @@ pub enum Scenario {
     /// wrongly at the end.
     Churn,
     /// A share ([`ScenarioConfig::slow`]) of the nodes handle everything
-    /// late (see [`SlowConfig`](super::SlowConfig)) while a few healthy
+    /// late (see [`SlowConfig`](crate::sim::SlowConfig)) while a few healthy
     /// nodes crash; healthy nodes declared Dead, and detection times.
     Slow,
 }
@@ -257,7 +257,7 @@ pub struct ScenarioConfig {
     pub slow: f64,
     /// Range of the lateness of `slow`'s slow nodes: each draws its mean
     /// lateness uniformly from it, and is then late by that ± half of it
-    /// per input ([`SlowConfig::around`](super::SlowConfig::around)).
+    /// per input ([`SlowConfig::around`](crate::sim::SlowConfig::around)).
     /// Default 0.5 s to 3 s.
     pub slow_delay: (Duration, Duration),
     /// The network. Default: the profile's ([`Profile::network`]).

@@ -2,7 +2,7 @@
 //! integration tests and the benches (the figures of `docs/PERFORMANCE.md`
 //! come from them).
 //!
-//! Each scenario builds a fresh [`Sim`] of [`ScenarioConfig::nodes`] nodes
+//! Each scenario builds a fresh [`Sim`](super::Sim) of [`ScenarioConfig::nodes`] nodes
 //! that all join through node 0 at t=0, drives it, and returns a [`Report`]
 //! of named figures. All times in figures are virtual seconds; only
 //! [`Report::wall_s`] is wall-clock time.

@@ -103,7 +103,7 @@ pub struct Report {
     pub failure: Option<String>,
     /// The figures, in a stable order.
     pub figures: Vec<Figure>,
-    /// The simulation's [`Sim::trace_hash`] at the end.
+    /// The simulation's [`Sim::trace_hash`](crate::sim::Sim::trace_hash) at the end.
     pub trace_hash: u64,
 }
 
