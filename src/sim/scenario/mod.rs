@@ -24,8 +24,8 @@
 //!
 //! Every report also carries `virtual_s` (virtual time simulated),
 //! `packets` (datagrams sent), `dropped` (datagrams the network dropped)
-//! and `timer_spins` (see [`SimStats::timer_spins`](super::SimStats)).
-
+//! and `timer_spins` (see
+//! [`SimStats::timer_spins`](super::SimStats::timer_spins)).
 //!
 //! # Files
 //!
