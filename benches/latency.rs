@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Token, Waker};
-use vinery::runtime::{EventFilter, EventKind, Node, NodeConfig};
+use vinery::runtime::{EventFilter, Node, NodeConfig};
 use vinery::security::SecretKey;
-use vinery::{Config, Event};
+use vinery::{Config, Event, EventKind};
 
 const SAMPLES: usize = 3000;
 const WARMUP: usize = 100;

@@ -13,8 +13,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use vinery::runtime::{EventFilter, EventKind, Node, NodeConfig};
-use vinery::{Config, Event, MemberState};
+use vinery::runtime::{EventFilter, Node, NodeConfig};
+use vinery::{Config, Event, EventKind, MemberState};
 
 const PEERS: usize = 20;
 const PHASE_LIMIT: Duration = Duration::from_secs(60);

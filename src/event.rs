@@ -1,6 +1,13 @@
-//! What an [`Endpoint`](crate::Endpoint) tells its user.
+//! What an [`Endpoint`](crate::Endpoint) tells its user: [`Event`]s about
+//! members, keys and the event bus, and their [`EventKind`]s.
+//!
+//! [`EventKind`] is the one vocabulary of event kinds: the runtime's
+//! subscription filters, the simulator's event log and the command line's
+//! output all name kinds with it.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 
 use crate::bus::QueryId;
 
@@ -226,26 +233,26 @@ impl Event {
         }
     }
 
-    /// A short snake_case name of the kind of event.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of event, without its data.
+    pub fn kind(&self) -> EventKind {
         match self {
-            Event::MemberJoined(_) => "member_joined",
-            Event::MemberRecovered(_) => "member_recovered",
-            Event::MemberSuspect(_) => "member_suspect",
-            Event::MemberFailed(_) => "member_failed",
-            Event::MemberLeft(_) => "member_left",
-            Event::MemberUpdated(_) => "member_updated",
-            Event::KeyUpdated { .. } => "key_updated",
-            Event::KeyDeleted { .. } => "key_deleted",
-            Event::KeyExpired { .. } => "key_expired",
-            Event::UserEvent { .. } => "user_event",
-            Event::Query { .. } => "query",
-            Event::QueryAck { .. } => "query_ack",
-            Event::QueryResponse { .. } => "query_response",
-            Event::QueryDone { .. } => "query_done",
-            Event::ElectionStarted { .. } => "election_started",
-            Event::Quorum { .. } => "quorum",
-            Event::ElectionExpired { .. } => "election_expired",
+            Event::MemberJoined(_) => EventKind::MemberJoined,
+            Event::MemberRecovered(_) => EventKind::MemberRecovered,
+            Event::MemberSuspect(_) => EventKind::MemberSuspect,
+            Event::MemberFailed(_) => EventKind::MemberFailed,
+            Event::MemberLeft(_) => EventKind::MemberLeft,
+            Event::MemberUpdated(_) => EventKind::MemberUpdated,
+            Event::KeyUpdated { .. } => EventKind::KeyUpdated,
+            Event::KeyDeleted { .. } => EventKind::KeyDeleted,
+            Event::KeyExpired { .. } => EventKind::KeyExpired,
+            Event::UserEvent { .. } => EventKind::UserEvent,
+            Event::Query { .. } => EventKind::Query,
+            Event::QueryAck { .. } => EventKind::QueryAck,
+            Event::QueryResponse { .. } => EventKind::QueryResponse,
+            Event::QueryDone { .. } => EventKind::QueryDone,
+            Event::ElectionStarted { .. } => EventKind::ElectionStarted,
+            Event::Quorum { .. } => EventKind::Quorum,
+            Event::ElectionExpired { .. } => EventKind::ElectionExpired,
         }
     }
 
@@ -270,5 +277,169 @@ impl Event {
     /// Whether this is a user event whose name `pattern` matches.
     pub fn is_user_event_matching(&self, pattern: &crate::KeyPattern) -> bool {
         self.user_event_name().is_some_and(|n| pattern.matches(n))
+    }
+}
+
+/// The kind of an [`Event`], without its data: what subscriptions filter
+/// on, what the simulator's event log records, and (by [`EventKind::name`])
+/// what the command line prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventKind {
+    /// [`Event::MemberJoined`].
+    MemberJoined,
+    /// [`Event::MemberRecovered`].
+    MemberRecovered,
+    /// [`Event::MemberSuspect`].
+    MemberSuspect,
+    /// [`Event::MemberFailed`].
+    MemberFailed,
+    /// [`Event::MemberLeft`].
+    MemberLeft,
+    /// [`Event::MemberUpdated`].
+    MemberUpdated,
+    /// [`Event::KeyUpdated`].
+    KeyUpdated,
+    /// [`Event::KeyDeleted`].
+    KeyDeleted,
+    /// [`Event::KeyExpired`].
+    KeyExpired,
+    /// [`Event::UserEvent`].
+    UserEvent,
+    /// [`Event::Query`]: another node's query, for this node to answer.
+    Query,
+    /// [`Event::QueryAck`].
+    QueryAck,
+    /// [`Event::QueryResponse`].
+    QueryResponse,
+    /// [`Event::QueryDone`].
+    QueryDone,
+    /// [`Event::ElectionStarted`].
+    ElectionStarted,
+    /// [`Event::Quorum`].
+    Quorum,
+    /// [`Event::ElectionExpired`].
+    ElectionExpired,
+}
+
+impl EventKind {
+    /// Every kind, in the order of [`Event`]'s variants.
+    pub const ALL: [EventKind; 17] = [
+        EventKind::MemberJoined,
+        EventKind::MemberRecovered,
+        EventKind::MemberSuspect,
+        EventKind::MemberFailed,
+        EventKind::MemberLeft,
+        EventKind::MemberUpdated,
+        EventKind::KeyUpdated,
+        EventKind::KeyDeleted,
+        EventKind::KeyExpired,
+        EventKind::UserEvent,
+        EventKind::Query,
+        EventKind::QueryAck,
+        EventKind::QueryResponse,
+        EventKind::QueryDone,
+        EventKind::ElectionStarted,
+        EventKind::Quorum,
+        EventKind::ElectionExpired,
+    ];
+
+    /// The kinds of the event bus's events (user events, queries and
+    /// elections), for a filter that wants all of them.
+    pub const BUS: [EventKind; 8] = [
+        EventKind::UserEvent,
+        EventKind::Query,
+        EventKind::QueryAck,
+        EventKind::QueryResponse,
+        EventKind::QueryDone,
+        EventKind::ElectionStarted,
+        EventKind::Quorum,
+        EventKind::ElectionExpired,
+    ];
+
+    /// Its snake_case name (`member_failed`, `key_updated`, …), as the
+    /// command line prints it and [`EventKind::from_str`] parses it.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::MemberJoined => "member_joined",
+            EventKind::MemberRecovered => "member_recovered",
+            EventKind::MemberSuspect => "member_suspect",
+            EventKind::MemberFailed => "member_failed",
+            EventKind::MemberLeft => "member_left",
+            EventKind::MemberUpdated => "member_updated",
+            EventKind::KeyUpdated => "key_updated",
+            EventKind::KeyDeleted => "key_deleted",
+            EventKind::KeyExpired => "key_expired",
+            EventKind::UserEvent => "user_event",
+            EventKind::Query => "query",
+            EventKind::QueryAck => "query_ack",
+            EventKind::QueryResponse => "query_response",
+            EventKind::QueryDone => "query_done",
+            EventKind::ElectionStarted => "election_started",
+            EventKind::Quorum => "quorum",
+            EventKind::ElectionExpired => "election_expired",
+        }
+    }
+
+    /// This kind as one bit of a set of kinds held in a `u32` (the
+    /// runtime's filters and the simulator's log switch).
+    pub(crate) fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// The set of `kinds`, as [`EventKind::bit`]s.
+    pub(crate) fn set(kinds: impl IntoIterator<Item = EventKind>) -> u32 {
+        kinds.into_iter().fold(0, |set, k| set | k.bit())
+    }
+}
+
+impl fmt::Display for EventKind {
+    /// The [`EventKind::name`], padded to the formatter's width if any.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl FromStr for EventKind {
+    type Err = String;
+
+    /// Parses an [`EventKind::name`]; the error lists the accepted names.
+    fn from_str(s: &str) -> Result<EventKind, String> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown event kind {s:?} (expected one of {})",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_parses_back_from_its_name() {
+        for kind in EventKind::ALL {
+            assert_eq!(kind.name().parse::<EventKind>(), Ok(kind));
+            assert_eq!(kind.to_string(), kind.name());
+        }
+        let err = "member_dead".parse::<EventKind>().unwrap_err();
+        assert!(
+            err.contains("member_dead") && err.contains("member_failed"),
+            "{err}"
+        );
+        assert_eq!(format!("{:<14}|", EventKind::Quorum), "quorum        |");
+    }
+
+    #[test]
+    fn all_lists_every_kind_once_in_variant_order() {
+        for (i, kind) in EventKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, i);
+        }
+        assert!(EventKind::BUS.iter().all(|k| EventKind::ALL.contains(k)));
     }
 }

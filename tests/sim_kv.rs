@@ -392,7 +392,12 @@ fn key_events_and_scans_follow_patterns() {
     sim.run_for(Duration::from_secs(2));
     sim.with_endpoint(nodes[0], |ep, now| ep.delete(now, "service.http").unwrap());
     sim.run_for(Duration::from_secs(2));
-    let kinds: Vec<&str> = events.lock().unwrap().iter().map(Event::kind).collect();
+    let kinds: Vec<&str> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.kind().name())
+        .collect();
     // The two writes may coalesce into one update; the delete follows.
     assert!(
         kinds == ["key_updated", "key_updated", "key_deleted"]

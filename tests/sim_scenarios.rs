@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use vinery::sim::scenario::{self, Report, Scenario, ScenarioConfig, Value, Variant};
-use vinery::sim::{EventKind, NetworkConfig, NodeId, Sim};
-use vinery::{suspicion_timeout, Config, MemberState};
+use vinery::sim::{NetworkConfig, NodeId, Sim};
+use vinery::{suspicion_timeout, Config, EventKind, MemberState};
 
 const N: usize = 100;
 const STEP: Duration = Duration::from_millis(100);
@@ -83,7 +83,7 @@ fn crashed_node_is_declared_dead_by_all_others() {
     let (mut sim, nodes) = cluster(N, seed);
     let (min, max) = suspicion_bounds(N);
     let victim = nodes[37];
-    sim.log_events(&[EventKind::Suspect, EventKind::Failed]);
+    sim.log_events(&[EventKind::MemberSuspect, EventKind::MemberFailed]);
     let t0 = sim.now();
     sim.crash(victim);
     let all = sim.wait_until(STEP, max + Duration::from_secs(30), |s| {
@@ -98,7 +98,10 @@ fn crashed_node_is_declared_dead_by_all_others() {
             .min()
             .expect("at least one event")
     };
-    let (suspect, dead) = (about(EventKind::Suspect), about(EventKind::Failed));
+    let (suspect, dead) = (
+        about(EventKind::MemberSuspect),
+        about(EventKind::MemberFailed),
+    );
     assert!(t0 < suspect && suspect < dead, "seed {seed}");
     assert!(
         dead - t0 >= min,

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use common::{converged, hosted_cluster, hosted_cluster_with, wait_until, DEADLINE};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use vinery::runtime::{EventFilter, EventKind, Host, Node, NodeError, QueryEvent, QueryResult};
-use vinery::{BusError, Event, QueryFilter, QueryId};
+use vinery::runtime::{EventFilter, Host, Node, NodeError, QueryEvent, QueryResult};
+use vinery::{BusError, Event, EventKind, QueryFilter, QueryId};
 
 /// Long enough for a query to reach every node of a small cluster and its
 /// answers to come back on a busy 2-core CI, short enough to keep the file

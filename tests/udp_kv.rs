@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use common::{converged, hosted_cluster, standalone_nodes, wait_until, DEADLINE};
 use crossbeam_channel::Receiver;
-use vinery::runtime::{EventFilter, EventKind, Host, Node, NodeError};
-use vinery::{Event, KeyPattern, KvError};
+use vinery::runtime::{EventFilter, Host, Node, NodeError};
+use vinery::{Event, EventKind, KeyPattern, KvError};
 
 const N: usize = 10;
 
@@ -28,7 +28,7 @@ fn drain(rx: &Receiver<Event>) -> Vec<(&'static str, String, String)> {
     rx.try_iter()
         .map(|e| {
             (
-                e.kind(),
+                e.kind().name(),
                 e.node().to_owned(),
                 e.key().unwrap_or("").to_owned(),
             )

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{converged, node_config, state_of, test_config, wait_until, DEADLINE};
-use vinery::runtime::{EventFilter, EventKind, Node, NodeConfig, NodeError};
-use vinery::{Event, MemberState};
+use vinery::runtime::{EventFilter, Node, NodeConfig, NodeError};
+use vinery::{Event, EventKind, MemberState};
 
 fn started(name: &str, seeds: &[SocketAddr]) -> Node {
     let mut node = Node::new(node_config(name, "127.0.0.1", seeds));

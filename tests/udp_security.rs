@@ -13,10 +13,10 @@ use common::{
     converged, hosted_cluster_with, node_config, standalone_nodes, state_of, wait_until, DEADLINE,
 };
 use crossbeam_channel::Receiver;
-use vinery::runtime::{EventFilter, EventKind, Host, Node, NodeError};
+use vinery::runtime::{EventFilter, Host, Node, NodeError};
 use vinery::security::{seal_datagram, KeyError, SecretKey};
 use vinery::wire::{self, ClusterTag, Header};
-use vinery::{Event, MemberState};
+use vinery::{Event, EventKind, MemberState};
 
 fn key(b: u8) -> SecretKey {
     SecretKey::from_bytes([b; 32])

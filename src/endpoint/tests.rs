@@ -59,7 +59,7 @@ fn state_of(ep: &Endpoint, name: &str) -> Option<(MemberState, u32)> {
 
 fn events(ep: &mut Endpoint) -> Vec<(&'static str, String)> {
     std::iter::from_fn(|| ep.poll_event())
-        .map(|e| (e.kind(), e.node().to_owned()))
+        .map(|e| (e.kind().name(), e.node().to_owned()))
         .collect()
 }
 

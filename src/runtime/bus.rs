@@ -4,7 +4,7 @@
 //! loop, so the item is pushed to peers before the call returns; what
 //! arrives comes out through subscriptions ([`Node::hear`],
 //! [`Node::subscribe_filtered`] with the bus's
-//! [`EventKind`](super::EventKind)s), a query's
+//! [`EventKind`](crate::EventKind)s), a query's
 //! own [`QueryHandle`], and query handlers ([`Node::on_query`]).
 //!
 //! Query handlers run on a thread of their own per node, never on the
@@ -85,7 +85,7 @@ pub struct QueryResult {
 /// as they arrive. Only this query's events reach it, and none is ever
 /// dropped (a query gets at most one ack and one response per node).
 /// Dropping the handle does not stop the query; the answers still reach
-/// subscriptions of the [`EventKind`](super::EventKind)s `QueryAck`,
+/// subscriptions of the [`EventKind`](crate::EventKind)s `QueryAck`,
 /// `QueryResponse` and `QueryDone`.
 #[derive(Debug)]
 pub struct QueryHandle {

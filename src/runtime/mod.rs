@@ -45,7 +45,7 @@ pub use host::Host;
 pub use kv::KeyEntry;
 pub use node::{Node, NodeConfig};
 pub use stats::{NodeStats, RuntimeStats, SubscriberStats};
-pub use subscribe::{EventFilter, EventKind};
+pub use subscribe::EventFilter;
 
 use crate::security::KeyError;
 use crate::{BusError, ConfigError, KvError};

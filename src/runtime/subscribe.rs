@@ -11,88 +11,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::bus::QueryEvent;
 use super::stats::SubscriberStats;
-use crate::{Event, KeyPattern, QueryId};
-
-/// The kinds of [`Event`], for filtering.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    /// [`Event::MemberJoined`].
-    MemberJoined,
-    /// [`Event::MemberRecovered`].
-    MemberRecovered,
-    /// [`Event::MemberSuspect`].
-    MemberSuspect,
-    /// [`Event::MemberFailed`].
-    MemberFailed,
-    /// [`Event::MemberLeft`].
-    MemberLeft,
-    /// [`Event::MemberUpdated`].
-    MemberUpdated,
-    /// [`Event::KeyUpdated`].
-    KeyUpdated,
-    /// [`Event::KeyDeleted`].
-    KeyDeleted,
-    /// [`Event::KeyExpired`].
-    KeyExpired,
-    /// [`Event::UserEvent`].
-    UserEvent,
-    /// [`Event::Query`]: another node's query, for this node to answer.
-    Query,
-    /// [`Event::QueryAck`].
-    QueryAck,
-    /// [`Event::QueryResponse`].
-    QueryResponse,
-    /// [`Event::QueryDone`].
-    QueryDone,
-    /// [`Event::ElectionStarted`].
-    ElectionStarted,
-    /// [`Event::Quorum`].
-    Quorum,
-    /// [`Event::ElectionExpired`].
-    ElectionExpired,
-}
-
-impl EventKind {
-    /// The kinds of the event bus's events (user events, queries and
-    /// elections), for a filter that wants all of them.
-    pub const BUS: [EventKind; 8] = [
-        EventKind::UserEvent,
-        EventKind::Query,
-        EventKind::QueryAck,
-        EventKind::QueryResponse,
-        EventKind::QueryDone,
-        EventKind::ElectionStarted,
-        EventKind::Quorum,
-        EventKind::ElectionExpired,
-    ];
-
-    /// The kind of `event`.
-    pub fn of(event: &Event) -> EventKind {
-        match event {
-            Event::MemberJoined(_) => EventKind::MemberJoined,
-            Event::MemberRecovered(_) => EventKind::MemberRecovered,
-            Event::MemberSuspect(_) => EventKind::MemberSuspect,
-            Event::MemberFailed(_) => EventKind::MemberFailed,
-            Event::MemberLeft(_) => EventKind::MemberLeft,
-            Event::MemberUpdated(_) => EventKind::MemberUpdated,
-            Event::KeyUpdated { .. } => EventKind::KeyUpdated,
-            Event::KeyDeleted { .. } => EventKind::KeyDeleted,
-            Event::KeyExpired { .. } => EventKind::KeyExpired,
-            Event::UserEvent { .. } => EventKind::UserEvent,
-            Event::Query { .. } => EventKind::Query,
-            Event::QueryAck { .. } => EventKind::QueryAck,
-            Event::QueryResponse { .. } => EventKind::QueryResponse,
-            Event::QueryDone { .. } => EventKind::QueryDone,
-            Event::ElectionStarted { .. } => EventKind::ElectionStarted,
-            Event::Quorum { .. } => EventKind::Quorum,
-            Event::ElectionExpired { .. } => EventKind::ElectionExpired,
-        }
-    }
-
-    fn bit(self) -> u32 {
-        1 << self as u32
-    }
-}
+use crate::{Event, EventKind, KeyPattern, QueryId};
 
 /// Which events a subscription receives: those of the selected kinds and,
 /// when the filter has patterns, only events about something a pattern
@@ -103,7 +22,8 @@ impl EventKind {
 /// everything.
 ///
 /// ```
-/// use vinery::runtime::{EventFilter, EventKind};
+/// use vinery::runtime::EventFilter;
+/// use vinery::EventKind;
 /// use vinery::KeyPattern;
 ///
 /// // Updates, deletes and expiries of `service.*` keys.
@@ -138,10 +58,6 @@ const KEY_KINDS: [EventKind; 3] = [
     EventKind::KeyExpired,
 ];
 
-fn kind_set(kinds: impl IntoIterator<Item = EventKind>) -> u32 {
-    kinds.into_iter().fold(0, |set, k| set | k.bit())
-}
-
 impl EventFilter {
     /// Every event.
     pub fn all() -> EventFilter {
@@ -155,7 +71,7 @@ impl EventFilter {
     /// Only events of the given kinds.
     pub fn kinds(kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
         EventFilter {
-            kinds: kind_set(kinds),
+            kinds: EventKind::set(kinds),
             keys: Vec::new(),
             names: Vec::new(),
         }
@@ -175,7 +91,7 @@ impl EventFilter {
 
     /// This filter, narrowed to the given kinds as well.
     pub fn with_kinds(mut self, kinds: impl IntoIterator<Item = EventKind>) -> EventFilter {
-        self.kinds &= kind_set(kinds);
+        self.kinds &= EventKind::set(kinds);
         self
     }
 
@@ -197,7 +113,7 @@ impl EventFilter {
 
     /// Whether `event` passes this filter.
     pub fn matches(&self, event: &Event) -> bool {
-        if self.kinds & EventKind::of(event).bit() == 0 {
+        if self.kinds & event.kind().bit() == 0 {
             return false;
         }
         if self.keys.is_empty() && self.names.is_empty() {
@@ -484,7 +400,7 @@ mod tests {
                 yes: 0,
             },
         ];
-        let kinds: Vec<EventKind> = events.iter().map(EventKind::of).collect();
+        let kinds: Vec<EventKind> = events.iter().map(Event::kind).collect();
         assert_eq!(kinds, EventKind::BUS);
         for (event, kind) in events.iter().zip(EventKind::BUS) {
             assert!(EventFilter::kinds([kind]).matches(event), "{kind:?}");

@@ -294,7 +294,7 @@ fn event_log_and_hook_see_the_same_events() {
     let (mut sim, n) = idle(4, 29, NetworkConfig::default());
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    sim.on_event(move |t, node, ev| sink.lock().unwrap().push((t, node, EventKind::of(ev))));
+    sim.on_event(move |t, node, ev| sink.lock().unwrap().push((t, node, ev.kind())));
     sim.log_events(&EventKind::ALL);
     for &x in &n[1..] {
         sim.join(x, &[n[0]]);
@@ -310,7 +310,7 @@ fn event_log_and_hook_see_the_same_events() {
     assert_eq!(
         sim.event_log()
             .iter()
-            .filter(|e| e.kind == EventKind::Joined)
+            .filter(|e| e.kind == EventKind::MemberJoined)
             .count(),
         12
     );

@@ -1,4 +1,7 @@
-//! The running trace hash: 64-bit FNV-1a over everything that happens.
+//! The hashing the simulator's determinism rests on: 64-bit FNV-1a for the
+//! running trace hash over everything that happens, and the splitmix64
+//! mixer that derives every seed of a run (network, endpoints, scenario
+//! choices) from the one seed it was given.
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const PRIME: u64 = 0x0000_0100_0000_01b3;

@@ -47,12 +47,12 @@ pub fn print_event(e: &Event, human: bool) {
             m.incarnation
         ),
         (Some(m), false) => {
-            json!({"time_ms": time_ms, "event": e.kind(), "member": control::member_json(m)})
+            json!({"time_ms": time_ms, "event": e.kind().name(), "member": control::member_json(m)})
                 .to_string()
         }
         (None, human) => match bus_fields(e) {
-            Some(fields) if human => human_line(e.kind(), &fields),
-            Some(fields) => json_line(e.kind(), time_ms, &fields),
+            Some(fields) if human => human_line(e.kind().name(), &fields),
+            Some(fields) => json_line(e.kind().name(), time_ms, &fields),
             None => key_event_line(e, human, time_ms),
         },
     };
@@ -77,7 +77,7 @@ fn key_event_line(e: &Event, human: bool, time_ms: u128) -> String {
     } else {
         json!({
             "time_ms": time_ms,
-            "event": e.kind(),
+            "event": e.kind().name(),
             "node": e.node(),
             "key": key,
             "value": text,
@@ -269,10 +269,10 @@ mod tests {
         };
         let fields = bus_fields(&e).unwrap();
         assert_eq!(
-            human_line(e.kind(), &fields),
+            human_line(e.kind().name(), &fields),
             r#"user_event       name=deploy.web from=a id=a/17 lamport=3 payload="v\n2""#
         );
-        let j: Json = serde_json::from_str(&json_line(e.kind(), 5, &fields)).unwrap();
+        let j: Json = serde_json::from_str(&json_line(e.kind().name(), 5, &fields)).unwrap();
         assert_eq!(j["event"], "user_event");
         assert_eq!(
             (&j["id"], &j["payload"], &j["lamport"]),
@@ -287,10 +287,10 @@ mod tests {
         };
         let fields = bus_fields(&q).unwrap();
         assert_eq!(
-            human_line(q.kind(), &fields),
+            human_line(q.kind().name(), &fields),
             r#"quorum           topic=leader creator=a voters=b,"c d""#
         );
-        let j: Json = serde_json::from_str(&json_line(q.kind(), 5, &fields)).unwrap();
+        let j: Json = serde_json::from_str(&json_line(q.kind().name(), 5, &fields)).unwrap();
         assert_eq!(j["voters"], json!(["b", "c d"]));
 
         let binary = Event::QueryResponse {
@@ -301,9 +301,12 @@ mod tests {
             from: "b".into(),
             payload: vec![0xff],
         };
-        let j: Json =
-            serde_json::from_str(&json_line(binary.kind(), 5, &bus_fields(&binary).unwrap()))
-                .unwrap();
+        let j: Json = serde_json::from_str(&json_line(
+            binary.kind().name(),
+            5,
+            &bus_fields(&binary).unwrap(),
+        ))
+        .unwrap();
         assert_eq!(j["payload_base64"], "/w==");
         assert!(bus_fields(&Event::KeyExpired {
             node: "a".into(),

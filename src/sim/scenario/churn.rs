@@ -25,7 +25,7 @@ use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use super::{Outcome, Run, CHECK_STEP};
+use super::harness::{Outcome, Run, CHECK_STEP};
 use crate::sim::{NodeId, NodeStatus, Sim};
 use crate::{KeyPattern, MemberState, Time};
 

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{max, mean, Outcome, Run, Value};
+use super::harness::{Outcome, Run};
+use super::report::{max, mean, Value};
 use crate::{Event, Time};
 
 /// Time between two writes: long enough for the previous one to have

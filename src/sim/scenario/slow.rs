@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::{max, mean, Outcome, Run, Value, CHECK_STEP};
+use super::harness::{Outcome, Run, CHECK_STEP};
+use super::report::{max, mean, Value};
 use crate::sim::{NodeId, SlowConfig};
 use crate::{MemberState, Time};
 
