@@ -6,6 +6,7 @@
 //! written back to the file, so that a restarted agent still speaks the
 //! cluster's current key.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -19,7 +20,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use log::LevelFilter;
 use serde_json::{json, Map, Value as Json};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vinery::runtime::{Node, NodeConfig, NodeError, QueryHandle};
+use vinery::runtime::{Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
 use vinery::security::{Cidr, SecretKey};
 use vinery::{Config, KeyPattern, QueryFilter};
 
@@ -27,6 +28,7 @@ use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
 use crate::control::{self, Request};
 use crate::event_lines::print_event;
+use crate::join_watch::JoinWatch;
 use crate::logger;
 
 /// Arguments of `vinery agent`.
@@ -88,12 +90,22 @@ pub struct AgentArgs {
     /// Control socket path [default: see below].
     #[arg(long)]
     control: Option<PathBuf>,
-    /// Seconds a graceful leave may take before the agent exits anyway.
-    #[arg(long, default_value_t = 5.0)]
-    leave_timeout: f64,
-    /// Log level on stderr: off, error, warn, info, debug or trace.
-    #[arg(long, default_value = "info", value_parser = parse_level)]
-    log_level: LevelFilter,
+    /// How long a graceful leave may take before the agent exits anyway.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    leave_timeout: Duration,
+    /// Exit with status 1 if no seed has answered within this time (for
+    /// supervisors) [default: retry forever, warning after the first
+    /// unanswered rounds].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "join")]
+    join_timeout: Option<Duration>,
+    /// Log level on stderr: off, error, warn, info, debug or trace
+    /// [default: info, or as RUST_LOG says; RUST_LOG's per-module
+    /// directives, e.g. vinery::runtime=debug, apply either way].
+    #[arg(long, value_parser = parse_level)]
+    log_level: Option<LevelFilter>,
+    /// Log lines as JSON objects (ts, level, target, msg).
+    #[arg(long)]
+    log_json: bool,
     /// Set one of this node's keys once started (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_pair)]
     set: Vec<(String, String)>,
@@ -210,7 +222,7 @@ impl Drop for SocketFile {
 
 /// Runs `vinery agent`.
 pub fn run(args: AgentArgs) -> ExitCode {
-    logger::init(args.log_level);
+    logger::init(args.log_level, args.log_json);
     match start(args) {
         Ok(code) => code,
         Err(e) => {
@@ -234,11 +246,11 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     protocol.allowed_sources = args.allow;
     protocol.send_plaintext = args.send_plaintext;
     protocol.accept_plaintext = args.accept_plaintext;
-    let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join);
+    let join_round = protocol.join_retry_interval;
+    let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join.iter().cloned());
     config.advertise = args.advertise;
     let settings = Settings {
-        leave_timeout: Duration::try_from_secs_f64(args.leave_timeout)
-            .map_err(|e| format!("--leave-timeout: {e}"))?,
+        leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
     };
 
@@ -280,6 +292,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         }
     }
 
+    let mut join = JoinWatch::new(args.join, join_round, args.join_timeout);
     let mut requests = accept_requests(listener);
     let human = !args.json;
     loop {
@@ -304,6 +317,14 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                 }
                 if leaving {
                     return Ok(ExitCode::SUCCESS);
+                }
+            }
+            recv(join.rounds) -> _ => join.round(&node),
+            recv(join.deadline) -> _ => {
+                if let Err(e) = join.deadline_passed(&node) {
+                    // Nobody knows this node: nothing to leave.
+                    node.stop();
+                    return Err(e);
                 }
             }
             recv(signals) -> sig => {
@@ -376,12 +397,13 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
 /// The fields of a successful answer.
 type Fields = Map<String, Json>;
 
-/// Waits for an answer that is not ready yet.
-type Waiting = Box<dyn FnOnce() -> Result<Fields, String> + Send>;
+/// Waits for an answer that is not ready yet, perhaps writing lines to
+/// the client meanwhile.
+type Waiting = Box<dyn FnOnce(&UnixStream) -> Result<Fields, String> + Send>;
 
 /// An answer to a control request: ready now, or once `Later` returns (a
-/// query's, after its timeout: a thread waits for it, so that the agent
-/// goes on printing events and serving requests meanwhile).
+/// query's, once answered or timed out: a thread waits for it, so that the
+/// agent goes on printing events and serving requests meanwhile).
 enum Reply {
     Now(Fields),
     Later(Waiting),
@@ -391,7 +413,10 @@ enum Reply {
 fn answer_later(stream: UnixStream, wait: Waiting) {
     let spawned = std::thread::Builder::new()
         .name("vinery answer".into())
-        .spawn(move || control::write_response(&stream, wait()));
+        .spawn(move || {
+            let answer = wait(&stream);
+            control::write_response(&stream, answer);
+        });
     if let Err(e) = spawned {
         // The stream went with the closure: the client sees no answer.
         log::error!("cannot start a thread to wait for the answer: {e}");
@@ -505,13 +530,22 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
             timeout_ms,
             nodes,
             tags,
+            stream,
+            no_ack,
         } => {
             let filter = query_filter(nodes, tags)?;
             let timeout = Duration::from_millis(timeout_ms);
+            let expected = expected_answerers(node, &filter).map_err(text)?;
             let handle = node
                 .query(&name, payload.as_bytes(), timeout, &filter)
                 .map_err(text)?;
-            return Ok(Reply::Later(Box::new(move || query_answer(handle))));
+            let wait = QueryWait {
+                handle,
+                expected,
+                stream,
+                no_ack,
+            };
+            return Ok(Reply::Later(Box::new(move |client| wait.answer(client))));
         }
         Request::Election {
             topic,
@@ -544,28 +578,98 @@ fn query_filter(nodes: Vec<String>, tags: Vec<String>) -> Result<QueryFilter, St
     Ok(filter)
 }
 
-/// Waits for the query's timeout: its id, the nodes that acknowledged it
-/// and their responses.
-fn query_answer(handle: QueryHandle) -> Result<Fields, String> {
-    let id = handle.id().to_string();
-    let result = handle
-        .collect()
-        .map_err(|e| format!("query {id} cut short: {e}"))?;
-    let responses = result
-        .responses
-        .iter()
-        .map(|(node, payload)| {
-            let mut r = Map::new();
-            r.insert("node".into(), json!(node));
-            control::insert_bytes(&mut r, "payload", payload);
-            Json::Object(r)
+/// The live members a query with `filter` reaches, as this node knows
+/// them: named (if the filter names nodes) and carrying every tag.
+fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<String>, NodeError> {
+    let tagged = |meta: &[u8]| {
+        filter.tags.iter().all(|(key, glob)| {
+            let glob = KeyPattern::glob(glob);
+            vinery::bus::tags(meta).any(|(k, v)| k == key && glob.matches(v))
         })
-        .collect();
-    let mut fields = Map::new();
-    fields.insert("id".into(), json!(id));
-    fields.insert("acks".into(), json!(result.acks));
-    fields.insert("responses".into(), Json::Array(responses));
-    Ok(fields)
+    };
+    Ok(node
+        .live_peers()?
+        .into_iter()
+        .filter(|m| {
+            filter
+                .nodes
+                .as_ref()
+                .is_none_or(|names| names.contains(&m.name))
+        })
+        .filter(|m| tagged(&m.meta))
+        .map(|m| m.name)
+        .collect())
+}
+
+/// A query of the control socket, waited for on a thread of its own.
+struct QueryWait {
+    handle: QueryHandle,
+    /// The nodes whose answers end the wait before the timeout.
+    expected: BTreeSet<String>,
+    /// Write each answer to the client as it arrives.
+    stream: bool,
+    /// A response is enough: acks are neither waited for nor streamed.
+    no_ack: bool,
+}
+
+impl QueryWait {
+    /// Waits until every expected node has responded (and acknowledged,
+    /// unless `no_ack`) or the query times out, streaming the answers to
+    /// `client` if asked; then the query's id, acks, responses, expected
+    /// nodes, those missing, and whether none is.
+    fn answer(self, client: &UnixStream) -> Result<Fields, String> {
+        let id = self.handle.id().to_string();
+        let mut acks: Vec<String> = Vec::new();
+        let mut responses: Vec<(String, Vec<u8>)> = Vec::new();
+        let answered = |node: &String, acks: &[String], responses: &[(String, Vec<u8>)]| {
+            responses.iter().any(|(from, _)| from == node) && (self.no_ack || acks.contains(node))
+        };
+        let missing = |acks: &[String], responses: &[(String, Vec<u8>)]| -> Vec<String> {
+            let not_yet = |n: &&String| !answered(n, acks, responses);
+            self.expected.iter().filter(not_yet).cloned().collect()
+        };
+        while !missing(&acks, &responses).is_empty() {
+            match self.handle.recv() {
+                Some(QueryEvent::Ack { from }) => {
+                    if self.stream && !self.no_ack {
+                        let line = json!({"event": "query_ack", "from": from});
+                        control::write_progress(client, &line);
+                    }
+                    acks.push(from);
+                }
+                Some(QueryEvent::Response { from, payload }) => {
+                    if self.stream {
+                        let mut line = Map::new();
+                        line.insert("event".into(), json!("query_response"));
+                        line.insert("from".into(), json!(from));
+                        control::insert_bytes(&mut line, "payload", &payload);
+                        control::write_progress(client, &Json::Object(line));
+                    }
+                    responses.push((from, payload));
+                }
+                Some(QueryEvent::Done { .. }) => break,
+                None => return Err(format!("query {id} cut short: the node stopped")),
+            }
+        }
+        let missing = missing(&acks, &responses);
+        let responses: Vec<Json> = responses
+            .iter()
+            .map(|(node, payload)| {
+                let mut r = Map::new();
+                r.insert("node".into(), json!(node));
+                control::insert_bytes(&mut r, "payload", payload);
+                Json::Object(r)
+            })
+            .collect();
+        let mut fields = Map::new();
+        fields.insert("id".into(), json!(id));
+        fields.insert("acks".into(), json!(acks));
+        fields.insert("responses".into(), Json::Array(responses));
+        fields.insert("expected".into(), json!(self.expected));
+        fields.insert("complete".into(), json!(missing.is_empty()));
+        fields.insert("missing".into(), json!(missing));
+        Ok(fields)
+    }
 }
 
 /// One change of `vinery keys`.
