@@ -58,8 +58,13 @@ Events go to stdout, one per line (JSON objects with --json): membership, \
 keys, and the event bus as `KIND field=value…` (user_event name=deploy \
 from=a id=a/17 lamport=3 payload=\"v2\"; query, query_ack, \
 query_response, query_done, election_started, quorum, election_expired), \
-payloads quoted and escaped. Log lines go to stderr. Exit status: 0 \
-after a graceful leave, 1 if the node cannot start, 2 on bad arguments.")]
+payloads quoted and escaped. Log lines go to stderr, timestamped (JSON \
+objects with --log-json); RUST_LOG filters them as env_logger reads it.\n\n\
+Joining: the seeds are retried until one answers; a warning names them \
+after three unanswered rounds. Durations take units: 250ms, 10s, 5m, \
+1h 30m (a bare number is seconds).\n\n\
+Exit status: 0 after a graceful leave, 1 if the node cannot start or no \
+seed answered within --join-timeout, 2 on bad arguments.")]
 pub struct AgentArgs {
     /// UDP address to bind.
     #[arg(long, default_value = "127.0.0.1:7946")]
