@@ -64,6 +64,14 @@ fn alive(out: &str) -> usize {
     out.lines().filter(|l| l.contains(" alive ")).count()
 }
 
+/// The names in a `vinery members` table.
+fn listed(out: &str) -> Vec<&str> {
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect()
+}
+
 /// Keys a `vinery keys` answer lists (one line each; the migration
 /// switches are the other lines).
 fn keys_listed(out: &str) -> usize {
@@ -123,6 +131,14 @@ fn expectations() -> Vec<Expect> {
                 let members = answer["members"].as_array().cloned().unwrap_or_default();
                 members.len() == 5 && members.iter().all(|m| m["state"] == "alive")
             }),
+        ),
+        e(
+            "vinery members --name a --tag 'role=web*'",
+            Until(|o| listed(o) == ["c"]),
+        ),
+        e(
+            "vinery members --name a --status left",
+            Until(|o| listed(o) == ["e"] && o.contains(" left ")),
         ),
         e(
             "vinery stats --name b",

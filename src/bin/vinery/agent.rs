@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value as Json};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use vinery::runtime::{Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
 use vinery::security::{Cidr, SecretKey};
-use vinery::{Config, KeyPattern, QueryFilter};
+use vinery::{Config, KeyPattern, Member, MemberState, QueryFilter};
 
 use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
@@ -432,10 +432,12 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
     let mut fields = Map::new();
     let text = |e: NodeError| e.to_string();
     match request {
-        Request::Members => {
-            let mut members = node.all_peers().map_err(text)?;
-            members.push(node.local_member().map_err(text)?);
-            members.sort_by(|a, b| a.name.cmp(&b.name));
+        Request::Members {
+            status,
+            node: name_glob,
+            tags,
+        } => {
+            let members = members_matching(node, &status, name_glob, tags)?;
             let list = members.iter().map(control::member_json).collect();
             fields.insert("members".into(), Json::Array(list));
         }
@@ -574,24 +576,68 @@ fn query_filter(nodes: Vec<String>, tags: Vec<String>) -> Result<QueryFilter, St
     } else {
         QueryFilter::nodes(nodes)
     };
-    for tag in tags {
-        let (key, glob) = tag
-            .split_once('=')
-            .ok_or_else(|| format!("tag {tag:?}: expected KEY=GLOB"))?;
-        filter = filter.with_tag(key, glob);
-    }
+    filter.tags = tag_conditions(tags)?;
     Ok(filter)
+}
+
+/// `key=glob` tag conditions, as queries and member listings take them.
+fn tag_conditions(tags: Vec<String>) -> Result<Vec<(String, String)>, String> {
+    tags.into_iter()
+        .map(|tag| match tag.split_once('=') {
+            Some((key, glob)) => Ok((key.to_string(), glob.to_string())),
+            None => Err(format!("tag {tag:?}: expected KEY=GLOB")),
+        })
+        .collect()
+}
+
+/// Whether member metadata `meta` has, for each condition, the tag with a
+/// value matching its glob.
+fn has_tags(meta: &[u8], conditions: &[(String, String)]) -> bool {
+    conditions.iter().all(|(key, glob)| {
+        let glob = KeyPattern::glob(glob);
+        vinery::bus::tags(meta).any(|(k, v)| k == key && glob.matches(v))
+    })
+}
+
+/// The members listed with `status` (any of them; none: every status),
+/// a name matching `name_glob` and every tag condition in `tags`.
+fn members_matching(
+    node: &Node,
+    status: &[String],
+    name_glob: Option<String>,
+    tags: Vec<String>,
+) -> Result<Vec<Member>, String> {
+    let states = [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ];
+    if let Some(unknown) = status
+        .iter()
+        .find(|s| !states.iter().any(|state| state.name() == s.as_str()))
+    {
+        return Err(format!(
+            "status {unknown:?}: expected alive, suspect, dead or left"
+        ));
+    }
+    let tags = tag_conditions(tags)?;
+    let name_glob = name_glob.map(|g| KeyPattern::glob(&g));
+    let text = |e: NodeError| e.to_string();
+    let mut members = node.all_peers().map_err(text)?;
+    members.push(node.local_member().map_err(text)?);
+    members.retain(|m| {
+        (status.is_empty() || status.iter().any(|s| s == m.state.name()))
+            && name_glob.as_ref().is_none_or(|g| g.matches(&m.name))
+            && has_tags(&m.meta, &tags)
+    });
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members)
 }
 
 /// The live members a query with `filter` reaches, as this node knows
 /// them: named (if the filter names nodes) and carrying every tag.
 fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<String>, NodeError> {
-    let tagged = |meta: &[u8]| {
-        filter.tags.iter().all(|(key, glob)| {
-            let glob = KeyPattern::glob(glob);
-            vinery::bus::tags(meta).any(|(k, v)| k == key && glob.matches(v))
-        })
-    };
     Ok(node
         .live_peers()?
         .into_iter()
@@ -601,7 +647,7 @@ fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<Stri
                 .as_ref()
                 .is_none_or(|names| names.contains(&m.name))
         })
-        .filter(|m| tagged(&m.meta))
+        .filter(|m| has_tags(&m.meta, &filter.tags))
         .map(|m| m.name)
         .collect())
 }

@@ -79,7 +79,7 @@ fn run_streaming(
 }
 
 /// `vinery members` as a table.
-pub fn members_table(answer: &Json) -> String {
+fn members_table(answer: &Json) -> String {
     let rows = answer["members"].as_array().into_iter().flatten().map(|m| {
         ["name", "addr", "state", "incarnation", "meta"]
             .map(|k| text(&m[k]))
@@ -190,6 +190,39 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 /// A key in base64 (as `vinery keygen` prints).
 pub fn parse_key(s: &str) -> Result<SecretKey, String> {
     SecretKey::from_base64(s).map_err(|e| e.to_string())
+}
+
+/// Arguments of `vinery members`.
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    /// Only members in this state (repeatable: any of them).
+    #[arg(long, value_name = "STATE", value_parser = ["alive", "suspect", "dead", "left"])]
+    status: Vec<String>,
+    /// Only members whose name matches this glob (`*` any run, `?` one
+    /// character).
+    #[arg(long = "node", value_name = "GLOB")]
+    node: Option<String>,
+    /// Only members with a tag KEY whose value matches GLOB, e.g.
+    /// role=web* (repeatable: all must match).
+    #[arg(long = "tag", value_name = "KEY=GLOB", value_parser = parse_pair)]
+    tags: Vec<(String, String)>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `KEY=GLOB` conditions as the control protocol carries them.
+fn tag_texts(tags: &[(String, String)]) -> Vec<String> {
+    tags.iter().map(|(k, g)| format!("{k}={g}")).collect()
+}
+
+/// Runs `vinery members`.
+pub fn members(args: MembersArgs) -> ExitCode {
+    let request = Request::Members {
+        status: args.status,
+        node: args.node,
+        tags: tag_texts(&args.tags),
+    };
+    run(args.client, request, members_table)
 }
 
 /// Arguments of `vinery get`.
@@ -417,7 +450,7 @@ pub fn query(args: QueryArgs) -> ExitCode {
         payload: args.payload,
         timeout_ms: millis(args.timeout),
         nodes: args.nodes,
-        tags: args.tags.iter().map(|(k, g)| format!("{k}={g}")).collect(),
+        tags: tag_texts(&args.tags),
         stream: true,
         no_ack: args.no_ack,
     };

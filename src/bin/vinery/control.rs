@@ -2,7 +2,8 @@
 //! carries one JSON request line and gets one JSON response line.
 //!
 //! Requests are objects tagged by `cmd`, with the command's arguments as
-//! fields: `{"cmd":"members"}`, `{"cmd":"stats"}`, `{"cmd":"leave"}`,
+//! fields: `{"cmd":"members"}` (optionally `"status":["alive"]`,
+//! `"node":"web-*"`, `"tags":["role=web*"]`: members matching all), `{"cmd":"stats"}`, `{"cmd":"leave"}`,
 //! `{"cmd":"get","key":"k","node":"b"}` (`node` optional: the agent's own
 //! key), `{"cmd":"set","key":"k","value":"v","ttl_ms":10000}` (`ttl_ms`
 //! optional), `{"cmd":"delete","key":"k"}`, `{"cmd":"kv","prefix":"p"}` or
@@ -55,8 +56,20 @@ use vinery::Member;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// Every member the agent knows, itself included.
-    Members,
+    /// The members the agent knows, itself included: all, or those
+    /// matching every condition given.
+    Members {
+        /// Only members in one of these states (`alive`, `suspect`,
+        /// `dead`, `left`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        status: Vec<String>,
+        /// Only members whose name matches this glob.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        /// Only members with these tags, each `key=glob`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+    },
     /// The agent's counters.
     Stats,
     /// Leave the cluster gracefully, then exit.

@@ -47,8 +47,9 @@ enum Command {
     /// Run a cluster member over UDP, print its events, and leave
     /// gracefully on SIGINT or SIGTERM.
     Agent(Box<agent::AgentArgs>),
-    /// List the members a running agent knows.
-    Members(client::ClientArgs),
+    /// List the members a running agent knows (all, or by state, name
+    /// and tags).
+    Members(client::MembersArgs),
     /// Print a running agent's counters.
     Stats(client::ClientArgs),
     /// Make a running agent leave the cluster gracefully and exit.
@@ -84,9 +85,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Keygen => keys_cmd::keygen(),
         Command::Agent(args) => agent::run(*args),
-        Command::Members(args) => {
-            client::run(args, control::Request::Members, client::members_table)
-        }
+        Command::Members(args) => client::members(args),
         Command::Stats(args) => client::run(args, control::Request::Stats, client::stats_lines),
         Command::Leave(args) => client::run(args, control::Request::Leave, client::left),
         Command::Get(args) => client::get(args),
@@ -130,10 +129,12 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_duration_is_refused_naming_its_flag() {
+    fn a_bad_value_is_refused_naming_its_flag() {
         let err = Cli::try_parse_from(["vinery", "agent", "--leave-timeout", "5x"]).unwrap_err();
         assert!(err.to_string().contains("--leave-timeout"), "{err}");
         let ok = Cli::try_parse_from(["vinery", "agent", "--leave-timeout", "5s"]);
         assert!(ok.is_ok(), "{ok:?}");
+        let err = Cli::try_parse_from(["vinery", "members", "--status", "gone"]).unwrap_err();
+        assert!(err.to_string().contains("--status"), "{err}");
     }
 }
