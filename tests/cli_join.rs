@@ -2,7 +2,9 @@
 //! listens on warns that no seed answered, naming the seeds, and with
 //! `--join-timeout` exits with status 1 once it passes (what a supervisor
 //! watches). The same runs check the log lines: timestamped, filtered by
-//! `RUST_LOG`, and JSON objects with `--log-json`.
+//! `RUST_LOG`, and JSON objects with `--log-json`. Two agents started
+//! without seeds form a cluster once `vinery join` points one at the
+//! other, at run time, and `vinery info` reports it.
 
 mod common;
 
@@ -10,7 +12,7 @@ use std::net::UdpSocket;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::agents::VINERY;
+use common::agents::{Agents, VINERY};
 use common::{wait_until, DEADLINE};
 use serde_json::Value as Json;
 
@@ -121,4 +123,28 @@ fn an_unanswered_join_warns_then_exits_at_the_join_timeout() {
         said("ERROR", "no seed answered within --join-timeout 5s"),
         "{lines:?}"
     );
+}
+
+#[test]
+fn vinery_join_points_a_running_agent_at_a_cluster() {
+    let mut agents = Agents::new("runtime-join");
+    agents.start(0, None);
+    agents.start(1, None);
+    let seed = agents.addr(0);
+    assert!(
+        agents.run(1, &["join", "nosuch.invalid:7946"]).is_none(),
+        "an address that does not resolve is refused"
+    );
+    let answer = agents.run(1, &["join", &seed]).expect("vinery join");
+    assert_eq!(answer["joining"], serde_json::json!([seed]));
+    assert!(
+        wait_until(DEADLINE, || agents.converged(&[0, 1])),
+        "the agents did not meet"
+    );
+    let info = agents.client(0, "info").expect("vinery info");
+    assert_eq!(info["name"], "a0");
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["bound"], seed.as_str());
+    assert_eq!(info["peers"]["alive"], 1, "{info}");
+    assert!(info["stats"]["endpoint"]["packets_in"].as_u64() > Some(0));
 }

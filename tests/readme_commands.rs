@@ -38,25 +38,70 @@ const NOT_RUN: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether a command's output is as expected.
+type OutputCheck = Box<dyn Fn(&str) -> bool>;
+
 /// How a foreground command is checked.
-#[derive(Clone, Copy)]
 enum Check {
     /// Succeeds the first time, printing what passes.
-    Once(fn(&str) -> bool),
+    Once(OutputCheck),
     /// Succeeds and prints what passes once the cluster has caught up
     /// (retried until then: a read, or a change that a failure leaves
     /// undone, like a vote before the election arrived).
-    Until(fn(&str) -> bool),
+    Until(OutputCheck),
     /// A graceful leave: succeeds, and the agent of that name exits 0.
     Leaves(&'static str),
 }
 
-/// A README command, its check, and what agents print because of it
+/// A README command, its check, and what an agent prints because of it
 /// (agent, substrings of one of its stdout lines).
 struct Expect {
     command: &'static str,
     check: Check,
-    printed: &'static [(&'static str, &'static [&'static str])],
+    printed: Vec<(&'static str, &'static [&'static str])>,
+}
+
+impl Expect {
+    fn new(command: &'static str, check: Check) -> Expect {
+        Expect {
+            command,
+            check,
+            printed: Vec::new(),
+        }
+    }
+
+    /// Then `agent` prints a line with every one of `parts`.
+    fn prints(mut self, agent: &'static str, parts: &'static [&'static str]) -> Expect {
+        self.printed.push((agent, parts));
+        self
+    }
+}
+
+/// Succeeds at once; the output passes `ok`.
+fn once(command: &'static str, ok: impl Fn(&str) -> bool + 'static) -> Expect {
+    Expect::new(command, Check::Once(Box::new(ok)))
+}
+
+/// Succeeds at once, printing `prefix` first.
+fn once_starting(command: &'static str, prefix: &'static str) -> Expect {
+    once(command, move |o| o.starts_with(prefix))
+}
+
+/// Succeeds, with an output that passes `ok`, once the cluster caught up.
+fn until(command: &'static str, ok: impl Fn(&str) -> bool + 'static) -> Expect {
+    Expect::new(command, Check::Until(Box::new(ok)))
+}
+
+/// Succeeds, printing every one of `parts`, once the cluster caught up.
+fn until_printing(command: &'static str, parts: &'static [&'static str]) -> Expect {
+    until(command, move |o| parts.iter().all(|p| o.contains(p)))
+}
+
+/// `vinery members`' table lists `n` members, all alive.
+fn members_alive(command: &'static str, n: usize) -> Expect {
+    until(command, move |o| {
+        o.lines().skip(1).count() == n && alive(o) == n
+    })
 }
 
 /// Lines of a `vinery members` table with the member alive.
@@ -72,169 +117,141 @@ fn listed(out: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Keys a `vinery keys` answer lists (one line each; the migration
-/// switches are the other lines).
-fn keys_listed(out: &str) -> usize {
-    out.lines().filter(|l| !l.contains("plaintext:")).count()
+/// `vinery keys` on both agents of a loop lists `n` keys in all (one line
+/// each; the migration switches are the other lines).
+fn keys_listed(command: &'static str, n: usize) -> Expect {
+    once(command, move |o| {
+        o.lines().filter(|l| !l.contains("plaintext:")).count() == n
+    })
 }
 
-fn switch_on_everywhere(out: &str, switch: &str, on: &str) -> bool {
-    out.matches(&format!("{switch}: {on}")).count() == 2
+/// A migration switch reported `on` (or off) by both agents of a loop.
+fn switched(command: &'static str, switch: &'static str, on: &'static str) -> Expect {
+    once(command, move |o| {
+        o.matches(&format!("{switch}: {on}")).count() == 2
+    })
 }
-
-const USER_EVENT: &[(&str, &[&str])] = &[
-    ("b", &["user_event", "name=deploy.web", "from=a"]),
-    ("c", &["user_event", "name=deploy.web", "from=a"]),
-];
 
 fn expectations() -> Vec<Expect> {
-    use Check::{Leaves, Once, Until};
-    let none: &[(&str, &[&str])] = &[];
-    let e = |command, check| Expect {
-        command,
-        check,
-        printed: none,
-    };
+    let user_event = &["user_event", "name=deploy.web", "from=a"];
+    let voted: &[&str] = &["voted yes on leader"];
     vec![
         // Quick start.
-        e("vinery members --name c", Until(|o| alive(o) == 3)),
-        e(
-            "vinery set color blue --name b",
-            Once(|o| o.starts_with("set (v")),
-        ),
-        e(
-            "vinery get color --name a --node b",
-            Until(|o| o.trim() == "blue"),
-        ),
-        Expect {
-            command: "vinery event deploy.web v2 --name a",
-            check: Once(|o| o.starts_with("a/")),
-            printed: USER_EVENT,
-        },
-        e(
+        members_alive("vinery members --name c", 3),
+        once_starting("vinery set color blue --name b", "set (v"),
+        until("vinery get color --name a --node b", |o| o.trim() == "blue"),
+        once_starting("vinery event deploy.web v2 --name a", "a/")
+            .prints("b", user_event)
+            .prints("c", user_event),
+        until_printing(
             "vinery query ping hello --name c",
-            Until(|o| {
-                o.contains("response  a  pong from a")
-                    && o.contains("response  b  pong from b")
-                    && o.contains("every expected node answered (a, b)")
-            }),
+            &[
+                "response  a  pong from a",
+                "response  b  pong from b",
+                "every expected node answered (a, b)",
+            ],
         ),
-        e("vinery leave --name c", Leaves("c")),
-        e("vinery leave --name b", Leaves("b")),
-        e("vinery leave --name a", Leaves("a")),
+        Expect::new("vinery leave --name c", Check::Leaves("c")),
+        Expect::new("vinery leave --name b", Check::Leaves("b")),
+        Expect::new("vinery leave --name a", Check::Leaves("a")),
         // Running a cluster: a to e.
-        e("vinery members --name b", Until(|o| alive(o) == 5)),
-        e(
-            "vinery members --name b --json",
-            Until(|o| {
-                let answer: Json = serde_json::from_str(o).unwrap_or_default();
-                let members = answer["members"].as_array().cloned().unwrap_or_default();
-                members.len() == 5 && members.iter().all(|m| m["state"] == "alive")
-            }),
+        members_alive("vinery members --name b", 5),
+        until("vinery members --name b --json", |o| {
+            let answer: Json = serde_json::from_str(o).unwrap_or_default();
+            let members = answer["members"].as_array().cloned().unwrap_or_default();
+            members.len() == 5 && members.iter().all(|m| m["state"] == "alive")
+        }),
+        until("vinery members --name a --tag 'role=web*'", |o| {
+            listed(o) == ["c"]
+        }),
+        once_starting("vinery stats --name b", "endpoint."),
+        once("vinery info --name b", |o| {
+            o.contains("name b\n")
+                && o.contains(&format!("version {}\n", env!("CARGO_PKG_VERSION")))
+                && o.contains("peers.alive 4")
+        }),
+        once_starting(
+            "vinery join 127.0.0.1:7950 --name a",
+            "joining through 127.0.0.1:",
         ),
-        e(
-            "vinery members --name a --tag 'role=web*'",
-            Until(|o| listed(o) == ["c"]),
-        ),
-        e(
-            "vinery members --name a --status left",
-            Until(|o| listed(o) == ["e"] && o.contains(" left ")),
-        ),
-        e(
-            "vinery stats --name b",
-            Once(|o| o.contains("endpoint.packets_in ")),
-        ),
-        e(
-            "vinery set color blue --name b --ttl 10m",
-            Once(|o| o.starts_with("set (v")),
-        ),
-        e(
-            "vinery kv --name a --prefix col",
-            Until(|o| o.lines().any(|l| l.contains("color") && l.contains("blue"))),
-        ),
-        e(
-            "vinery delete color --name b",
-            Once(|o| o.starts_with("deleted (v")),
-        ),
-        e("vinery leave --name e", Leaves("e")),
+        once_starting("vinery set color blue --name b --ttl 10m", "set (v"),
+        until("vinery kv --name a --prefix col", |o| {
+            o.lines().any(|l| l.contains("color") && l.contains("blue"))
+        }),
+        once_starting("vinery delete color --name b", "deleted (v"),
+        Expect::new("vinery leave --name e", Check::Leaves("e")),
+        until("vinery members --name a --status left", |o| {
+            listed(o) == ["e"] && o.contains(" left ")
+        }),
         // The event bus, with f answering.
-        e(
+        until_printing(
             "vinery query ping hello --name a --node f",
-            Until(|o| {
-                o.contains("ack       f")
-                    && o.contains("response  f  pong")
-                    && o.contains("every expected node answered (f)")
-            }),
+            &[
+                "ack       f",
+                "response  f  pong",
+                "every expected node answered (f)",
+            ],
         ),
-        e(
+        until_printing(
             "vinery query ping hello --name a --tag 'role=web*' --timeout 2s",
-            Until(|o| o.contains("ack       c") && o.contains("timed out waiting for c")),
+            &["ack       c", "timed out waiting for c"],
         ),
-        e(
-            "vinery query uptime --name a --node f --no-ack",
-            Until(|o| {
-                o.contains("response  f  ")
-                    && o.contains("load average")
-                    && !o.contains("ack ")
-                    && o.contains("every expected node answered (f)")
-            }),
-        ),
-        e(
+        until("vinery query uptime --name a --node f --no-ack", |o| {
+            o.contains("response  f  ")
+                && o.contains("load average")
+                && !o.contains("ack ")
+                && o.contains("every expected node answered (f)")
+        }),
+        once_starting(
             "vinery election leader --min 3 --total 5 --name a --expire 30s",
-            Once(|o| o.starts_with("election on leader created")),
+            "election on leader created",
         ),
-        e(
-            "vinery vote leader yes --name b",
-            Until(|o| o.contains("voted yes on leader")),
-        ),
-        e(
-            "vinery vote leader yes --name c",
-            Until(|o| o.contains("voted yes on leader")),
-        ),
-        Expect {
-            command: "vinery vote leader yes --name d",
-            check: Until(|o| o.contains("voted yes on leader")),
-            printed: &[("a", &["quorum", "topic=leader", "creator=a"])],
-        },
+        until_printing("vinery vote leader yes --name b", voted),
+        until_printing("vinery vote leader yes --name c", voted),
+        until_printing("vinery vote leader yes --name d", voted)
+            .prints("a", &["quorum", "topic=leader", "creator=a"]),
         // Operating: key rotation on k1 and k2.
-        e("vinery members --name k2", Until(|o| alive(o) == 2)),
-        e(
-            "vinery keys --name k1 --list",
-            Once(|o| keys_listed(o) == 1 && o.contains("(primary)")),
-        ),
-        e(
+        members_alive("vinery members --name k2", 2),
+        once("vinery keys --name k1 --list", |o| {
+            o.lines().next().is_some_and(|l| l.ends_with("(primary)"))
+        }),
+        keys_listed(
             r#"for n in k1 k2; do vinery keys --name $n --install "$NEW"; done"#,
-            Once(|o| keys_listed(o) == 4),
+            4,
         ),
-        e(
+        keys_listed(
             r#"for n in k1 k2; do vinery keys --name $n --use "$NEW"; done"#,
-            Once(|o| keys_listed(o) == 4),
+            4,
         ),
-        e(
+        keys_listed(
             r#"for n in k1 k2; do vinery keys --name $n --remove "$KEY"; done"#,
-            Once(|o| keys_listed(o) == 2),
+            2,
         ),
         // Operating: m1 and m2 moved to encryption live.
-        e("vinery members --name m1", Until(|o| alive(o) == 2)),
-        e(
+        members_alive("vinery members --name m1", 2),
+        switched(
             "for n in m1 m2; do vinery keys --name $n --send-plaintext on; done",
-            Once(|o| switch_on_everywhere(o, "send_plaintext", "on")),
+            "send_plaintext",
+            "on",
         ),
-        e(
+        switched(
             "for n in m1 m2; do vinery keys --name $n --accept-plaintext on; done",
-            Once(|o| switch_on_everywhere(o, "accept_plaintext", "on")),
+            "accept_plaintext",
+            "on",
         ),
-        e(
+        keys_listed(
             r#"for n in m1 m2; do vinery keys --name $n --install "$KEY"; done"#,
-            Once(|o| keys_listed(o) == 2),
+            2,
         ),
-        e(
+        switched(
             "for n in m1 m2; do vinery keys --name $n --send-plaintext off; done",
-            Once(|o| switch_on_everywhere(o, "send_plaintext", "off")),
+            "send_plaintext",
+            "off",
         ),
-        e(
+        switched(
             "for n in m1 m2; do vinery keys --name $n --accept-plaintext off; done",
-            Once(|o| switch_on_everywhere(o, "accept_plaintext", "off")),
+            "accept_plaintext",
+            "off",
         ),
     ]
 }
@@ -418,12 +435,12 @@ impl Reader {
     /// Runs a foreground command and checks it.
     fn check(&mut self, expect: &Expect) {
         let command = self.with_free_ports(expect.command);
-        let passes = |out: &Output, ok: fn(&str) -> bool| {
+        let passes = |out: &Output, ok: &OutputCheck| {
             out.status.success()
                 && out.stderr.is_empty()
                 && ok(&String::from_utf8_lossy(&out.stdout))
         };
-        match expect.check {
+        match &expect.check {
             Check::Once(ok) => {
                 let out = self.run(&command);
                 assert!(passes(&out, ok), "{command}: {out:?}");
@@ -444,7 +461,7 @@ impl Reader {
                     out.status.success() && out.stdout.starts_with(b"left the cluster"),
                     "{command}: {out:?}"
                 );
-                let agent = self.agents.get_mut(name).expect("a running agent");
+                let agent = self.agents.get_mut(*name).expect("a running agent");
                 let mut status = None;
                 assert!(
                     wait_until(DEADLINE, || {
@@ -456,7 +473,7 @@ impl Reader {
                 assert!(status.unwrap().success(), "{name}: {status:?}");
             }
         }
-        for &(agent, parts) in expect.printed {
+        for &(agent, parts) in &expect.printed {
             let printed = wait_until(DEADLINE, || {
                 let out = std::fs::read_to_string(self.output_file(agent)).unwrap_or_default();
                 out.lines().any(|l| parts.iter().all(|p| l.contains(p)))

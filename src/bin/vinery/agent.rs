@@ -37,8 +37,8 @@ use crate::logger;
 #[command(after_help = "\
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
-commands (members, stats, leave, get, set, delete, kv, keys, event, query, \
-election, vote) find it the same way from --name (or take --control).\n\n\
+commands (members, stats, leave, join, info, get, set, delete, kv, keys, \
+event, query, election, vote) find it the same way from --name (or take --control).\n\n\
 Encryption: --key (repeatable) or --keyring-file, not both; the first key \
 is the primary. Moving a running plaintext cluster to encryption: restart \
 each agent with the key, --send-plaintext and --accept-plaintext; then each \
@@ -206,6 +206,8 @@ fn write_keyring(path: &Path, keys: &[SecretKey]) -> std::io::Result<()> {
 struct Settings {
     leave_timeout: Duration,
     keyring_file: Option<PathBuf>,
+    /// The `--profile`, for `vinery info`.
+    profile: String,
 }
 
 fn parse_level(s: &str) -> Result<LevelFilter, String> {
@@ -257,6 +259,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let settings = Settings {
         leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
+        profile: args.profile,
     };
 
     let path = args.control.unwrap_or_else(|| control::default_path(&name));
@@ -445,6 +448,18 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
             let stats = node.stats().map_err(text)?;
             fields.insert("stats".into(), control::stats_json(&stats));
         }
+        Request::Join { addrs } => {
+            if addrs.is_empty() {
+                return Err("join: no address given".into());
+            }
+            for addr in &addrs {
+                node.add_peer(addr)
+                    .map_err(|e| format!("join {addr}: {e}"))?;
+            }
+            log::info!("{}: joining through {}", node.name(), addrs.join(", "));
+            fields.insert("joining".into(), json!(addrs));
+        }
+        Request::Info => fields = info(node, settings)?,
         Request::Leave => {
             log::info!("{}: leave requested on the control socket", node.name());
             node.leave(settings.leave_timeout).map_err(text)?;
@@ -578,6 +593,42 @@ fn query_filter(nodes: Vec<String>, tags: Vec<String>) -> Result<QueryFilter, St
     };
     filter.tags = tag_conditions(tags)?;
     Ok(filter)
+}
+
+/// `vinery info`: what the agent is and how it is doing.
+fn info(node: &Node, settings: &Settings) -> Result<Fields, String> {
+    let text = |e: NodeError| e.to_string();
+    let config = node.config();
+    let protocol = &config.protocol;
+    let peers = node.all_peers().map_err(text)?;
+    let by_state: Map<String, Json> = [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ]
+    .into_iter()
+    .map(|state| {
+        let n = peers.iter().filter(|m| m.state == state).count();
+        (state.name().to_string(), json!(n))
+    })
+    .collect();
+    let address = |a: Option<SocketAddr>| json!(a.map(|a| a.to_string()));
+    let mut fields = Map::new();
+    fields.insert("name".into(), json!(node.name()));
+    fields.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    fields.insert("cluster".into(), json!(protocol.cluster_name));
+    fields.insert("profile".into(), json!(settings.profile));
+    fields.insert("bound".into(), address(node.local_addr()));
+    fields.insert("advertised".into(), address(node.advertise_addr()));
+    fields.insert("seeds".into(), json!(config.seeds));
+    fields.insert("peers".into(), Json::Object(by_state));
+    fields.insert("keys".into(), control::keyring_json(&protocol.keys));
+    fields.insert("send_plaintext".into(), json!(protocol.send_plaintext));
+    fields.insert("accept_plaintext".into(), json!(protocol.accept_plaintext));
+    let stats = node.stats().map_err(text)?;
+    fields.insert("stats".into(), control::stats_json(&stats));
+    Ok(fields)
 }
 
 /// `key=glob` tag conditions, as queries and member listings take them.

@@ -1,6 +1,7 @@
-//! The client commands (`vinery members`, `stats`, `leave`, `get`, `set`,
-//! `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`): one
-//! request to a running agent's control socket, its answer printed.
+//! The client commands (`vinery members`, `stats`, `leave`, `join`,
+//! `info`, `get`, `set`, `delete`, `kv`, `keys`, `event`, `query`,
+//! `election`, `vote`): one request to a running agent's control socket,
+//! its answer printed (a query's answers as they arrive).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -125,6 +126,45 @@ pub fn stats_lines(answer: &Json) -> String {
     lines.join("\n")
 }
 
+/// `vinery info` as one `name value` line per field (nested ones dotted:
+/// `peers.alive 4`, `stats.endpoint.probes 120`).
+pub fn info_lines(answer: &Json) -> String {
+    let mut fields = answer.clone();
+    if let Some(fields) = fields.as_object_mut() {
+        fields.remove("ok");
+    }
+    let mut lines = Vec::new();
+    flatten("", &fields, &mut lines);
+    lines.join("\n")
+}
+
+/// Arguments of `vinery join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Members to join through: ip:port, [ipv6]:port or name:port.
+    #[arg(required = true, value_name = "ADDR")]
+    addrs: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery join`.
+pub fn join(args: JoinArgs) -> ExitCode {
+    let request = Request::Join { addrs: args.addrs };
+    run(args.client, request, |a| {
+        let addrs: Vec<String> = a["joining"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        format!(
+            "joining through {}; vinery members shows who answered",
+            addrs.join(", ")
+        )
+    })
+}
+
 fn flatten(prefix: &str, v: &Json, out: &mut Vec<String>) {
     let key = |k: &str| {
         if prefix.is_empty() {
@@ -144,7 +184,7 @@ fn flatten(prefix: &str, v: &Json, out: &mut Vec<String>) {
                 flatten(&key(&i.to_string()), v, out);
             }
         }
-        other => out.push(format!("{prefix} {other}")),
+        other => out.push(format!("{prefix} {}", text(other))),
     }
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Requests are objects tagged by `cmd`, with the command's arguments as
 //! fields: `{"cmd":"members"}` (optionally `"status":["alive"]`,
-//! `"node":"web-*"`, `"tags":["role=web*"]`: members matching all), `{"cmd":"stats"}`, `{"cmd":"leave"}`,
+//! `"node":"web-*"`, `"tags":["role=web*"]`: members matching all),
+//! `{"cmd":"stats"}`, `{"cmd":"leave"}`, `{"cmd":"join","addrs":["…"]}`,
+//! `{"cmd":"info"}`,
 //! `{"cmd":"get","key":"k","node":"b"}` (`node` optional: the agent's own
 //! key), `{"cmd":"set","key":"k","value":"v","ttl_ms":10000}` (`ttl_ms`
 //! optional), `{"cmd":"delete","key":"k"}`, `{"cmd":"kv","prefix":"p"}` or
@@ -74,6 +76,14 @@ pub enum Request {
     Stats,
     /// Leave the cluster gracefully, then exit.
     Leave,
+    /// Join (also) through these addresses, at run time.
+    Join {
+        /// `ip:port`, `[ipv6]:port` or `name:port`.
+        addrs: Vec<String>,
+    },
+    /// What the agent is: name, version, addresses, profile, keyring
+    /// fingerprints and switches, peers by state, and its counters.
+    Info,
     /// A node's key as the agent sees it.
     Get {
         /// The key.

@@ -3,8 +3,9 @@
 //! One subcommand per module: `sim` (the simulator's standard scenarios)
 //! lives in `sim_cmd.rs`, `agent` (a node with a control socket) in
 //! `agent.rs`, `keygen` in `keys_cmd.rs`; the client commands talking to a
-//! running agent (`members`, `stats`, `leave`, `get`, `set`, `delete`,
-//! `kv`, `keys`, `event`, `query`, `election`, `vote`) share `client.rs`,
+//! running agent (`members`, `stats`, `leave`, `join`, `info`, `get`,
+//! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`)
+//! share `client.rs`,
 //! and the control socket's protocol is `control.rs`. The agent's output
 //! lines are `event_lines.rs`, its query answering `answer.rs`, its watch
 //! over a join nobody answers `join_watch.rs`, its log lines `logger.rs`.
@@ -54,6 +55,11 @@ enum Command {
     Stats(client::ClientArgs),
     /// Make a running agent leave the cluster gracefully and exit.
     Leave(client::ClientArgs),
+    /// Make a running agent join (also) through these members.
+    Join(client::JoinArgs),
+    /// Print what a running agent is: name, version, addresses, keyring
+    /// fingerprints, peers by state and counters.
+    Info(client::ClientArgs),
     /// Print a key of the agent (or of another node, as the agent sees it).
     Get(client::GetArgs),
     /// Set one of the agent's keys; it spreads to every node.
@@ -88,6 +94,8 @@ fn main() -> ExitCode {
         Command::Members(args) => client::members(args),
         Command::Stats(args) => client::run(args, control::Request::Stats, client::stats_lines),
         Command::Leave(args) => client::run(args, control::Request::Leave, client::left),
+        Command::Join(args) => client::join(args),
+        Command::Info(args) => client::run(args, control::Request::Info, client::info_lines),
         Command::Get(args) => client::get(args),
         Command::Set(args) => client::set(args),
         Command::Delete(args) => client::delete(args),
