@@ -2,7 +2,10 @@
 //! agent` processes on loopback. `vinery event` from one is printed exactly
 //! once by every other agent and never by the sayer; `vinery query` gathers
 //! the responses of the agents started with `--answer` or `--answer-cmd`
-//! and the acks of the rest, and `--node` restricts who answers; an
+//! and the acks of the rest, and `--node` restricts who answers; a query
+//! streams its answers as they arrive and returns as soon as every
+//! expected node answered (acks and responses, or only responses with
+//! `--no-ack`), long before its timeout; an
 //! election created with `vinery election` reaches a quorum, printed once
 //! by its creator, after `vinery vote yes` on enough agents, and one
 //! without enough votes is printed as expired.
@@ -14,8 +17,11 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::agents::Agents;
+use common::agents::{Agents, VINERY};
 use common::{wait_until, DEADLINE};
 use serde_json::Value as Json;
 
@@ -36,6 +42,26 @@ fn all_printed(agents: &Agents, who: &[usize], kind: &str, field: &str, value: &
         .all(|&i| !printed(agents, i, kind, field, value).is_empty())
 }
 
+/// `vinery query NAME ARGS… --json --timeout 60s` through agent `i`: each
+/// line of its output with the moment it arrived.
+fn streamed_query(agents: &Agents, i: usize, args: &[&str]) -> Vec<(Instant, Json)> {
+    let mut client = Command::new(VINERY)
+        .arg("query")
+        .args(args)
+        .args(["--timeout", "60s", "--json", "--control"])
+        .arg(agents.control(i))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(client.stdout.take().unwrap());
+    let lines = out
+        .lines()
+        .map(|l| (Instant::now(), serde_json::from_str(&l.unwrap()).unwrap()))
+        .collect();
+    assert!(client.wait().unwrap().success(), "vinery query {args:?}");
+    lines
+}
+
 #[test]
 fn ten_agents_carry_events_queries_and_elections_through_the_cli() {
     let mut agents = Agents::new("bus-agents");
@@ -46,6 +72,7 @@ fn ten_agents_carry_events_queries_and_elections_through_the_cli() {
         let extra: Vec<&str> = match i {
             1..=4 => vec!["--answer", &answer],
             5 => vec!["--answer-cmd", "ping*=tr a-z A-Z"],
+            6 => vec!["--answer-cmd", "ping.slow*=sleep 2; echo late"],
             _ => vec![],
         };
         agents.start_logged(i, Some(&seed), &extra);
@@ -108,6 +135,12 @@ fn ten_agents_carry_events_queries_and_elections_through_the_cli() {
         .collect();
     want.insert("a5".into(), "HI".into());
     assert_eq!(responses, want, "{answer}");
+    assert_eq!(answer["complete"], false, "{answer}");
+    assert_eq!(
+        answer["missing"],
+        serde_json::json!(names(6..N)),
+        "{answer}"
+    );
     assert!(all_printed(&agents, &[1, 6], "query", "name", "ping.all"));
 
     // Only the named agents answer.
@@ -139,6 +172,48 @@ fn ten_agents_carry_events_queries_and_elections_through_the_cli() {
         named["responses"],
         serde_json::json!([{"node": "a1", "payload": "pong-a1"}])
     );
+    assert_eq!(named["missing"], serde_json::json!(["a6"]), "{named}");
+
+    // Answers stream as they arrive, and the query returns once both
+    // expected nodes answered: a1 at once, a6 after its command's 2 s.
+    let asked = Instant::now();
+    let lines = streamed_query(&agents, 0, &["ping.slow", "--node", "a1", "--node", "a6"]);
+    let took = asked.elapsed();
+    let (last_at, last) = lines.last().unwrap().clone();
+    assert_eq!(last["complete"], true, "{lines:?}");
+    assert_eq!(last["expected"], serde_json::json!(["a1", "a6"]));
+    assert!(
+        took < Duration::from_secs(30),
+        "waited {took:?} of a 60 s query"
+    );
+    let event_of = |from: &str, kind: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l["from"] == from && l["event"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} from {from}: {lines:?}"))
+            .clone()
+    };
+    let (fast_at, fast) = event_of("a1", "query_response");
+    assert_eq!(fast["payload"], "pong-a1");
+    assert_eq!(event_of("a6", "query_response").1["payload"], "late\n");
+    event_of("a6", "query_ack");
+    assert!(
+        last_at.duration_since(fast_at) >= Duration::from_secs(1),
+        "a1's response came with the end, not as it arrived: {lines:?}"
+    );
+
+    // With --no-ack, a response is enough and acks are not shown.
+    let lines = streamed_query(&agents, 0, &["ping.quick", "--node", "a2", "--no-ack"]);
+    let events: Vec<&Json> = lines
+        .iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.get("ok").is_none())
+        .collect();
+    assert_eq!(
+        events,
+        [&serde_json::json!({"event": "query_response", "from": "a2", "payload": "pong-a2"})]
+    );
+    assert_eq!(lines.last().unwrap().1["complete"], true, "{lines:?}");
 
     // An election with three yes votes of the three needed.
     agents

@@ -16,7 +16,8 @@ pub fn client(cmd: &str, control: &Path) -> Option<Json> {
 }
 
 /// `vinery <args…> --json` against the agent at `control`, if it answers
-/// (exit status 0).
+/// (exit status 0): its last line, the answer (a query streams its
+/// answers on lines before it).
 pub fn client_args(args: &[&str], control: &Path) -> Option<Json> {
     let out = Command::new(VINERY)
         .args(args)
@@ -24,9 +25,10 @@ pub fn client_args(args: &[&str], control: &Path) -> Option<Json> {
         .arg(control)
         .output()
         .ok()?;
+    let stdout = String::from_utf8(out.stdout).ok()?;
     out.status
         .success()
-        .then(|| serde_json::from_slice(&out.stdout).ok())?
+        .then(|| serde_json::from_str(stdout.lines().last()?).ok())?
 }
 
 /// The agent's view: (name, state) of every member it knows.

@@ -6,6 +6,7 @@
 //! written back to the file, so that a restarted agent still speaks the
 //! cluster's current key.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -19,14 +20,15 @@ use crossbeam_channel::{select, Receiver, Sender};
 use log::LevelFilter;
 use serde_json::{json, Map, Value as Json};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vinery::runtime::{Node, NodeConfig, NodeError, QueryHandle};
+use vinery::runtime::{Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
 use vinery::security::{Cidr, SecretKey};
-use vinery::{Config, KeyPattern, QueryFilter};
+use vinery::{Config, KeyPattern, Member, MemberState, QueryFilter};
 
 use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
 use crate::control::{self, Request};
 use crate::event_lines::print_event;
+use crate::join_watch::JoinWatch;
 use crate::logger;
 
 /// Arguments of `vinery agent`.
@@ -35,8 +37,8 @@ use crate::logger;
 #[command(after_help = "\
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
-commands (members, stats, leave, get, set, delete, kv, keys, event, query, \
-election, vote) find it the same way from --name (or take --control).\n\n\
+commands (members, stats, leave, join, info, get, set, delete, kv, keys, \
+event, query, election, vote) find it the same way from --name (or take --control).\n\n\
 Encryption: --key (repeatable) or --keyring-file, not both; the first key \
 is the primary. Moving a running plaintext cluster to encryption: restart \
 each agent with the key, --send-plaintext and --accept-plaintext; then each \
@@ -56,8 +58,13 @@ Events go to stdout, one per line (JSON objects with --json): membership, \
 keys, and the event bus as `KIND field=value…` (user_event name=deploy \
 from=a id=a/17 lamport=3 payload=\"v2\"; query, query_ack, \
 query_response, query_done, election_started, quorum, election_expired), \
-payloads quoted and escaped. Log lines go to stderr. Exit status: 0 \
-after a graceful leave, 1 if the node cannot start, 2 on bad arguments.")]
+payloads quoted and escaped. Log lines go to stderr, timestamped (JSON \
+objects with --log-json); RUST_LOG filters them as env_logger reads it.\n\n\
+Joining: the seeds are retried until one answers; a warning names them \
+after three unanswered rounds. Durations take units: 250ms, 10s, 5m, \
+1h 30m (a bare number is seconds).\n\n\
+Exit status: 0 after a graceful leave, 1 if the node cannot start or no \
+seed answered within --join-timeout, 2 on bad arguments.")]
 pub struct AgentArgs {
     /// UDP address to bind.
     #[arg(long, default_value = "127.0.0.1:7946")]
@@ -88,12 +95,22 @@ pub struct AgentArgs {
     /// Control socket path [default: see below].
     #[arg(long)]
     control: Option<PathBuf>,
-    /// Seconds a graceful leave may take before the agent exits anyway.
-    #[arg(long, default_value_t = 5.0)]
-    leave_timeout: f64,
-    /// Log level on stderr: off, error, warn, info, debug or trace.
-    #[arg(long, default_value = "info", value_parser = parse_level)]
-    log_level: LevelFilter,
+    /// How long a graceful leave may take before the agent exits anyway.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    leave_timeout: Duration,
+    /// Exit with status 1 if no seed has answered within this time (for
+    /// supervisors) [default: retry forever, warning after the first
+    /// unanswered rounds].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "join")]
+    join_timeout: Option<Duration>,
+    /// Log level on stderr: off, error, warn, info, debug or trace
+    /// [default: info, or as RUST_LOG says; RUST_LOG's per-module
+    /// directives, e.g. vinery::runtime=debug, apply either way].
+    #[arg(long, value_parser = parse_level)]
+    log_level: Option<LevelFilter>,
+    /// Log lines as JSON objects (ts, level, target, msg).
+    #[arg(long)]
+    log_json: bool,
     /// Set one of this node's keys once started (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_pair)]
     set: Vec<(String, String)>,
@@ -189,6 +206,8 @@ fn write_keyring(path: &Path, keys: &[SecretKey]) -> std::io::Result<()> {
 struct Settings {
     leave_timeout: Duration,
     keyring_file: Option<PathBuf>,
+    /// The `--profile`, for `vinery info`.
+    profile: String,
 }
 
 fn parse_level(s: &str) -> Result<LevelFilter, String> {
@@ -210,7 +229,7 @@ impl Drop for SocketFile {
 
 /// Runs `vinery agent`.
 pub fn run(args: AgentArgs) -> ExitCode {
-    logger::init(args.log_level);
+    logger::init(args.log_level, args.log_json);
     match start(args) {
         Ok(code) => code,
         Err(e) => {
@@ -234,12 +253,13 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     protocol.allowed_sources = args.allow;
     protocol.send_plaintext = args.send_plaintext;
     protocol.accept_plaintext = args.accept_plaintext;
-    let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join);
+    let join_round = protocol.join_retry_interval;
+    let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join.iter().cloned());
     config.advertise = args.advertise;
     let settings = Settings {
-        leave_timeout: Duration::try_from_secs_f64(args.leave_timeout)
-            .map_err(|e| format!("--leave-timeout: {e}"))?,
+        leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
+        profile: args.profile,
     };
 
     let path = args.control.unwrap_or_else(|| control::default_path(&name));
@@ -280,6 +300,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         }
     }
 
+    let mut join = JoinWatch::new(args.join, join_round, args.join_timeout);
     let mut requests = accept_requests(listener);
     let human = !args.json;
     loop {
@@ -304,6 +325,14 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                 }
                 if leaving {
                     return Ok(ExitCode::SUCCESS);
+                }
+            }
+            recv(join.rounds) -> _ => join.round(&node),
+            recv(join.deadline) -> _ => {
+                if let Err(e) = join.deadline_passed(&node) {
+                    // Nobody knows this node: nothing to leave.
+                    node.stop();
+                    return Err(e);
                 }
             }
             recv(signals) -> sig => {
@@ -376,12 +405,13 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
 /// The fields of a successful answer.
 type Fields = Map<String, Json>;
 
-/// Waits for an answer that is not ready yet.
-type Waiting = Box<dyn FnOnce() -> Result<Fields, String> + Send>;
+/// Waits for an answer that is not ready yet, perhaps writing lines to
+/// the client meanwhile.
+type Waiting = Box<dyn FnOnce(&UnixStream) -> Result<Fields, String> + Send>;
 
 /// An answer to a control request: ready now, or once `Later` returns (a
-/// query's, after its timeout: a thread waits for it, so that the agent
-/// goes on printing events and serving requests meanwhile).
+/// query's, once answered or timed out: a thread waits for it, so that the
+/// agent goes on printing events and serving requests meanwhile).
 enum Reply {
     Now(Fields),
     Later(Waiting),
@@ -391,7 +421,10 @@ enum Reply {
 fn answer_later(stream: UnixStream, wait: Waiting) {
     let spawned = std::thread::Builder::new()
         .name("vinery answer".into())
-        .spawn(move || control::write_response(&stream, wait()));
+        .spawn(move || {
+            let answer = wait(&stream);
+            control::write_response(&stream, answer);
+        });
     if let Err(e) = spawned {
         // The stream went with the closure: the client sees no answer.
         log::error!("cannot start a thread to wait for the answer: {e}");
@@ -402,10 +435,12 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
     let mut fields = Map::new();
     let text = |e: NodeError| e.to_string();
     match request {
-        Request::Members => {
-            let mut members = node.all_peers().map_err(text)?;
-            members.push(node.local_member().map_err(text)?);
-            members.sort_by(|a, b| a.name.cmp(&b.name));
+        Request::Members {
+            status,
+            node: name_glob,
+            tags,
+        } => {
+            let members = members_matching(node, &status, name_glob, tags)?;
             let list = members.iter().map(control::member_json).collect();
             fields.insert("members".into(), Json::Array(list));
         }
@@ -413,6 +448,18 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
             let stats = node.stats().map_err(text)?;
             fields.insert("stats".into(), control::stats_json(&stats));
         }
+        Request::Join { addrs } => {
+            if addrs.is_empty() {
+                return Err("join: no address given".into());
+            }
+            for addr in &addrs {
+                node.add_peer(addr)
+                    .map_err(|e| format!("join {addr}: {e}"))?;
+            }
+            log::info!("{}: joining through {}", node.name(), addrs.join(", "));
+            fields.insert("joining".into(), json!(addrs));
+        }
+        Request::Info => fields = info(node, settings)?,
         Request::Leave => {
             log::info!("{}: leave requested on the control socket", node.name());
             node.leave(settings.leave_timeout).map_err(text)?;
@@ -505,13 +552,22 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
             timeout_ms,
             nodes,
             tags,
+            stream,
+            no_ack,
         } => {
             let filter = query_filter(nodes, tags)?;
             let timeout = Duration::from_millis(timeout_ms);
+            let expected = expected_answerers(node, &filter).map_err(text)?;
             let handle = node
                 .query(&name, payload.as_bytes(), timeout, &filter)
                 .map_err(text)?;
-            return Ok(Reply::Later(Box::new(move || query_answer(handle))));
+            let wait = QueryWait {
+                handle,
+                expected,
+                stream,
+                no_ack,
+            };
+            return Ok(Reply::Later(Box::new(move |client| wait.answer(client))));
         }
         Request::Election {
             topic,
@@ -535,37 +591,187 @@ fn query_filter(nodes: Vec<String>, tags: Vec<String>) -> Result<QueryFilter, St
     } else {
         QueryFilter::nodes(nodes)
     };
-    for tag in tags {
-        let (key, glob) = tag
-            .split_once('=')
-            .ok_or_else(|| format!("tag {tag:?}: expected KEY=GLOB"))?;
-        filter = filter.with_tag(key, glob);
-    }
+    filter.tags = tag_conditions(tags)?;
     Ok(filter)
 }
 
-/// Waits for the query's timeout: its id, the nodes that acknowledged it
-/// and their responses.
-fn query_answer(handle: QueryHandle) -> Result<Fields, String> {
-    let id = handle.id().to_string();
-    let result = handle
-        .collect()
-        .map_err(|e| format!("query {id} cut short: {e}"))?;
-    let responses = result
-        .responses
-        .iter()
-        .map(|(node, payload)| {
-            let mut r = Map::new();
-            r.insert("node".into(), json!(node));
-            control::insert_bytes(&mut r, "payload", payload);
-            Json::Object(r)
-        })
-        .collect();
+/// `vinery info`: what the agent is and how it is doing.
+fn info(node: &Node, settings: &Settings) -> Result<Fields, String> {
+    let text = |e: NodeError| e.to_string();
+    let config = node.config();
+    let protocol = &config.protocol;
+    let peers = node.all_peers().map_err(text)?;
+    let by_state: Map<String, Json> = [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ]
+    .into_iter()
+    .map(|state| {
+        let n = peers.iter().filter(|m| m.state == state).count();
+        (state.name().to_string(), json!(n))
+    })
+    .collect();
+    let address = |a: Option<SocketAddr>| json!(a.map(|a| a.to_string()));
     let mut fields = Map::new();
-    fields.insert("id".into(), json!(id));
-    fields.insert("acks".into(), json!(result.acks));
-    fields.insert("responses".into(), Json::Array(responses));
+    fields.insert("name".into(), json!(node.name()));
+    fields.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    fields.insert("cluster".into(), json!(protocol.cluster_name));
+    fields.insert("profile".into(), json!(settings.profile));
+    fields.insert("bound".into(), address(node.local_addr()));
+    fields.insert("advertised".into(), address(node.advertise_addr()));
+    fields.insert("seeds".into(), json!(config.seeds));
+    fields.insert("peers".into(), Json::Object(by_state));
+    fields.insert("keys".into(), control::keyring_json(&protocol.keys));
+    fields.insert("send_plaintext".into(), json!(protocol.send_plaintext));
+    fields.insert("accept_plaintext".into(), json!(protocol.accept_plaintext));
+    let stats = node.stats().map_err(text)?;
+    fields.insert("stats".into(), control::stats_json(&stats));
     Ok(fields)
+}
+
+/// `key=glob` tag conditions, as queries and member listings take them.
+fn tag_conditions(tags: Vec<String>) -> Result<Vec<(String, String)>, String> {
+    tags.into_iter()
+        .map(|tag| match tag.split_once('=') {
+            Some((key, glob)) => Ok((key.to_string(), glob.to_string())),
+            None => Err(format!("tag {tag:?}: expected KEY=GLOB")),
+        })
+        .collect()
+}
+
+/// Whether member metadata `meta` has, for each condition, the tag with a
+/// value matching its glob.
+fn has_tags(meta: &[u8], conditions: &[(String, String)]) -> bool {
+    conditions.iter().all(|(key, glob)| {
+        let glob = KeyPattern::glob(glob);
+        vinery::bus::tags(meta).any(|(k, v)| k == key && glob.matches(v))
+    })
+}
+
+/// The members listed with `status` (any of them; none: every status),
+/// a name matching `name_glob` and every tag condition in `tags`.
+fn members_matching(
+    node: &Node,
+    status: &[String],
+    name_glob: Option<String>,
+    tags: Vec<String>,
+) -> Result<Vec<Member>, String> {
+    let states = [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ];
+    if let Some(unknown) = status
+        .iter()
+        .find(|s| !states.iter().any(|state| state.name() == s.as_str()))
+    {
+        return Err(format!(
+            "status {unknown:?}: expected alive, suspect, dead or left"
+        ));
+    }
+    let tags = tag_conditions(tags)?;
+    let name_glob = name_glob.map(|g| KeyPattern::glob(&g));
+    let text = |e: NodeError| e.to_string();
+    let mut members = node.all_peers().map_err(text)?;
+    members.push(node.local_member().map_err(text)?);
+    members.retain(|m| {
+        (status.is_empty() || status.iter().any(|s| s == m.state.name()))
+            && name_glob.as_ref().is_none_or(|g| g.matches(&m.name))
+            && has_tags(&m.meta, &tags)
+    });
+    members.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(members)
+}
+
+/// The live members a query with `filter` reaches, as this node knows
+/// them: named (if the filter names nodes) and carrying every tag.
+fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<String>, NodeError> {
+    Ok(node
+        .live_peers()?
+        .into_iter()
+        .filter(|m| {
+            filter
+                .nodes
+                .as_ref()
+                .is_none_or(|names| names.contains(&m.name))
+        })
+        .filter(|m| has_tags(&m.meta, &filter.tags))
+        .map(|m| m.name)
+        .collect())
+}
+
+/// A query of the control socket, waited for on a thread of its own.
+struct QueryWait {
+    handle: QueryHandle,
+    /// The nodes whose answers end the wait before the timeout.
+    expected: BTreeSet<String>,
+    /// Write each answer to the client as it arrives.
+    stream: bool,
+    /// A response is enough: acks are neither waited for nor streamed.
+    no_ack: bool,
+}
+
+impl QueryWait {
+    /// Waits until every expected node has responded (and acknowledged,
+    /// unless `no_ack`) or the query times out, streaming the answers to
+    /// `client` if asked; then the query's id, acks, responses, expected
+    /// nodes, those missing, and whether none is.
+    fn answer(self, client: &UnixStream) -> Result<Fields, String> {
+        let id = self.handle.id().to_string();
+        let mut acks: Vec<String> = Vec::new();
+        let mut responses: Vec<(String, Vec<u8>)> = Vec::new();
+        let answered = |node: &String, acks: &[String], responses: &[(String, Vec<u8>)]| {
+            responses.iter().any(|(from, _)| from == node) && (self.no_ack || acks.contains(node))
+        };
+        let missing = |acks: &[String], responses: &[(String, Vec<u8>)]| -> Vec<String> {
+            let not_yet = |n: &&String| !answered(n, acks, responses);
+            self.expected.iter().filter(not_yet).cloned().collect()
+        };
+        while !missing(&acks, &responses).is_empty() {
+            match self.handle.recv() {
+                Some(QueryEvent::Ack { from }) => {
+                    if self.stream && !self.no_ack {
+                        let line = json!({"event": "query_ack", "from": from});
+                        control::write_progress(client, &line);
+                    }
+                    acks.push(from);
+                }
+                Some(QueryEvent::Response { from, payload }) => {
+                    if self.stream {
+                        let mut line = Map::new();
+                        line.insert("event".into(), json!("query_response"));
+                        line.insert("from".into(), json!(from));
+                        control::insert_bytes(&mut line, "payload", &payload);
+                        control::write_progress(client, &Json::Object(line));
+                    }
+                    responses.push((from, payload));
+                }
+                Some(QueryEvent::Done { .. }) => break,
+                None => return Err(format!("query {id} cut short: the node stopped")),
+            }
+        }
+        let missing = missing(&acks, &responses);
+        let responses: Vec<Json> = responses
+            .iter()
+            .map(|(node, payload)| {
+                let mut r = Map::new();
+                r.insert("node".into(), json!(node));
+                control::insert_bytes(&mut r, "payload", payload);
+                Json::Object(r)
+            })
+            .collect();
+        let mut fields = Map::new();
+        fields.insert("id".into(), json!(id));
+        fields.insert("acks".into(), json!(acks));
+        fields.insert("responses".into(), Json::Array(responses));
+        fields.insert("expected".into(), json!(self.expected));
+        fields.insert("complete".into(), json!(missing.is_empty()));
+        fields.insert("missing".into(), json!(missing));
+        Ok(fields)
+    }
 }
 
 /// One change of `vinery keys`.

@@ -1,6 +1,7 @@
-//! The client commands (`vinery members`, `stats`, `leave`, `get`, `set`,
-//! `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`): one
-//! request to a running agent's control socket, its answer printed.
+//! The client commands (`vinery members`, `stats`, `leave`, `join`,
+//! `info`, `get`, `set`, `delete`, `kv`, `keys`, `event`, `query`,
+//! `election`, `vote`): one request to a running agent's control socket,
+//! its answer printed (a query's answers as they arrive).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,18 +37,39 @@ pub fn run(args: ClientArgs, request: Request, render: fn(&Json) -> String) -> E
 
 /// [`run`] with a renderer that needs the command's arguments.
 fn run_with(args: ClientArgs, request: Request, render: impl FnOnce(&Json) -> String) -> ExitCode {
+    run_streaming(args, request, |_| String::new(), render)
+}
+
+/// [`run_with`] for an answer that streams: each line before the response
+/// printed as it arrives (`progress` for people, raw JSON with `--json`).
+fn run_streaming(
+    args: ClientArgs,
+    request: Request,
+    progress: fn(&Json) -> String,
+    render: impl FnOnce(&Json) -> String,
+) -> ExitCode {
     let path = args
         .control
         .unwrap_or_else(|| control::default_path(&args.name.unwrap_or_else(control::default_name)));
-    match control::call(&path, &request) {
+    let print = |text: String| {
+        // stdout closed (piped into `head`): nothing more to say.
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    };
+    let json = args.json;
+    let shown = |line: &Json| {
+        if json {
+            line.to_string()
+        } else {
+            progress(line)
+        }
+    };
+    match control::call(&path, &request, |line| print(shown(line))) {
         Ok(answer) => {
-            let text = if args.json {
+            print(if json {
                 answer.to_string()
             } else {
                 render(&answer)
-            };
-            // stdout closed (piped into `head`): nothing more to say.
-            let _ = writeln!(std::io::stdout().lock(), "{text}");
+            });
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -58,7 +80,7 @@ fn run_with(args: ClientArgs, request: Request, render: impl FnOnce(&Json) -> St
 }
 
 /// `vinery members` as a table.
-pub fn members_table(answer: &Json) -> String {
+fn members_table(answer: &Json) -> String {
     let rows = answer["members"].as_array().into_iter().flatten().map(|m| {
         ["name", "addr", "state", "incarnation", "meta"]
             .map(|k| text(&m[k]))
@@ -104,6 +126,45 @@ pub fn stats_lines(answer: &Json) -> String {
     lines.join("\n")
 }
 
+/// `vinery info` as one `name value` line per field (nested ones dotted:
+/// `peers.alive 4`, `stats.endpoint.probes 120`).
+pub fn info_lines(answer: &Json) -> String {
+    let mut fields = answer.clone();
+    if let Some(fields) = fields.as_object_mut() {
+        fields.remove("ok");
+    }
+    let mut lines = Vec::new();
+    flatten("", &fields, &mut lines);
+    lines.join("\n")
+}
+
+/// Arguments of `vinery join`.
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Members to join through: ip:port, [ipv6]:port or name:port.
+    #[arg(required = true, value_name = "ADDR")]
+    addrs: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery join`.
+pub fn join(args: JoinArgs) -> ExitCode {
+    let request = Request::Join { addrs: args.addrs };
+    run(args.client, request, |a| {
+        let addrs: Vec<String> = a["joining"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        format!(
+            "joining through {}; vinery members shows who answered",
+            addrs.join(", ")
+        )
+    })
+}
+
 fn flatten(prefix: &str, v: &Json, out: &mut Vec<String>) {
     let key = |k: &str| {
         if prefix.is_empty() {
@@ -123,7 +184,7 @@ fn flatten(prefix: &str, v: &Json, out: &mut Vec<String>) {
                 flatten(&key(&i.to_string()), v, out);
             }
         }
-        other => out.push(format!("{prefix} {other}")),
+        other => out.push(format!("{prefix} {}", text(other))),
     }
 }
 
@@ -132,25 +193,16 @@ pub fn left(_: &Json) -> String {
     "left the cluster".into()
 }
 
-/// Parses a duration: a number and a unit, `ms`, `s`, `m` or `h` (`250ms`,
-/// `10s`, `1.5m`); a bare number is seconds.
+/// Parses a duration with its unit, as humantime reads it (`250ms`, `10s`,
+/// `5m`, `1h 30m`), or a bare number of seconds (`0.5`, `5`: what older
+/// scripts pass). clap names the flag in the error.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 10s, 5m, 250ms"))?;
-    let seconds = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"))
+    if let Ok(seconds) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds).map_err(|e| format!("{s:?}: {e}"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?}: {e} (expected e.g. 250ms, 10s, 5m or 1h 30m)"))
 }
 
 /// Milliseconds of `d`, as the control protocol carries durations.
@@ -178,6 +230,39 @@ fn parse_on_off(s: &str) -> Result<bool, String> {
 /// A key in base64 (as `vinery keygen` prints).
 pub fn parse_key(s: &str) -> Result<SecretKey, String> {
     SecretKey::from_base64(s).map_err(|e| e.to_string())
+}
+
+/// Arguments of `vinery members`.
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    /// Only members in this state (repeatable: any of them).
+    #[arg(long, value_name = "STATE", value_parser = ["alive", "suspect", "dead", "left"])]
+    status: Vec<String>,
+    /// Only members whose name matches this glob (`*` any run, `?` one
+    /// character).
+    #[arg(long = "node", value_name = "GLOB")]
+    node: Option<String>,
+    /// Only members with a tag KEY whose value matches GLOB, e.g.
+    /// role=web* (repeatable: all must match).
+    #[arg(long = "tag", value_name = "KEY=GLOB", value_parser = parse_pair)]
+    tags: Vec<(String, String)>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `KEY=GLOB` conditions as the control protocol carries them.
+fn tag_texts(tags: &[(String, String)]) -> Vec<String> {
+    tags.iter().map(|(k, g)| format!("{k}={g}")).collect()
+}
+
+/// Runs `vinery members`.
+pub fn members(args: MembersArgs) -> ExitCode {
+    let request = Request::Members {
+        status: args.status,
+        node: args.node,
+        tags: tag_texts(&args.tags),
+    };
+    run(args.client, request, members_table)
 }
 
 /// Arguments of `vinery get`.
@@ -259,8 +344,10 @@ pub struct KeysArgs {
 /// Arguments of `vinery event`.
 #[derive(Debug, Args)]
 pub struct EventArgs {
-    /// The event's name, e.g. deploy.web.
-    name: String,
+    /// The event's name, e.g. deploy.web. (Not `name`: that is the
+    /// `--name` flag's id, and clap refuses two arguments with one id.)
+    #[arg(value_name = "NAME")]
+    event_name: String,
     /// Its payload (text).
     #[arg(default_value = "")]
     payload: String,
@@ -279,13 +366,19 @@ pub struct EventArgs {
 #[derive(Debug, Args)]
 pub struct QueryArgs {
     /// The query's name (the answering agents' --answer globs match it).
-    name: String,
+    #[arg(value_name = "NAME")]
+    query_name: String,
     /// Its payload (text).
     #[arg(default_value = "")]
     payload: String,
-    /// How long answers are taken; the command returns then.
+    /// How long answers are taken; the command returns then, or as soon
+    /// as every expected node has answered.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     timeout: Duration,
+    /// Wait for responses only: acks are neither printed nor waited for
+    /// (a node that responded is done even if its ack was lost).
+    #[arg(long)]
+    no_ack: bool,
     /// Only this node answers (repeatable) [default: every other node].
     #[arg(long = "node", value_name = "NAME")]
     nodes: Vec<String>,
@@ -382,7 +475,7 @@ pub fn keys(args: KeysArgs) -> ExitCode {
 /// Runs `vinery event`: prints the event's id.
 pub fn event(args: EventArgs) -> ExitCode {
     let request = Request::Event {
-        name: args.name,
+        name: args.event_name,
         payload: args.payload,
         duration_ms: millis(args.lifetime),
         coalesce: args.coalesce,
@@ -390,16 +483,18 @@ pub fn event(args: EventArgs) -> ExitCode {
     run(args.client, request, |a| text(&a["id"]))
 }
 
-/// Runs `vinery query`: waits for the timeout, then prints who answered.
+/// Runs `vinery query`: prints the answers as they arrive, then a summary.
 pub fn query(args: QueryArgs) -> ExitCode {
     let request = Request::Query {
-        name: args.name,
+        name: args.query_name,
         payload: args.payload,
         timeout_ms: millis(args.timeout),
         nodes: args.nodes,
-        tags: args.tags.iter().map(|(k, g)| format!("{k}={g}")).collect(),
+        tags: tag_texts(&args.tags),
+        stream: true,
+        no_ack: args.no_ack,
     };
-    run(args.client, request, query_table)
+    run_streaming(args.client, request, query_answer_line, query_summary)
 }
 
 /// Runs `vinery election`.
@@ -432,30 +527,44 @@ pub fn vote(args: VoteArgs) -> ExitCode {
     })
 }
 
-/// `vinery query`: one row per node that acknowledged or responded, then
-/// the counts.
-fn query_table(answer: &Json) -> String {
-    let responses = answer["responses"].as_array().cloned().unwrap_or_default();
-    let mut nodes: Vec<String> = answer["acks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .chain(responses.iter().map(|r| &r["node"]))
-        .map(text)
-        .collect();
-    nodes.sort();
-    nodes.dedup();
-    let acks = answer["acks"].as_array().map_or(0, Vec::len);
-    let rows = nodes.iter().map(|n| {
-        let response = responses.iter().find(|r| text(&r["node"]) == *n);
-        let response = response.map_or("(no response)".into(), |r| bytes_text(r, "payload"));
-        vec![n.clone(), response]
-    });
-    format!(
-        "{}\n{acks} acks, {} responses",
-        table(&["NODE", "RESPONSE"], rows),
-        responses.len()
-    )
+/// One answer to `vinery query` as it arrives: `ack  b`, or
+/// `response  b  pong`.
+fn query_answer_line(line: &Json) -> String {
+    let from = text(&line["from"]);
+    match line["event"].as_str() {
+        Some("query_response") => format!("response  {from}  {}", bytes_text(line, "payload")),
+        Some("query_ack") => format!("ack       {from}"),
+        _ => line.to_string(),
+    }
+}
+
+/// The end of `vinery query`: the counts, and whether every expected node
+/// answered or which did not before the timeout.
+fn query_summary(answer: &Json) -> String {
+    let count = |field: &str| answer[field].as_array().map_or(0, Vec::len);
+    let names = |field: &str| -> Vec<String> {
+        answer[field]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect()
+    };
+    let counts = format!("{} acks, {} responses", count("acks"), count("responses"));
+    let expected = names("expected");
+    if answer["complete"] == true && expected.is_empty() {
+        format!("{counts}; no live member matched the query")
+    } else if answer["complete"] == true {
+        format!(
+            "{counts}; every expected node answered ({})",
+            expected.join(", ")
+        )
+    } else {
+        format!(
+            "{counts}; timed out waiting for {}",
+            names("missing").join(", ")
+        )
+    }
 }
 
 /// `vinery get`: the value alone (base64, marked, if it is not text).
@@ -532,13 +641,15 @@ mod tests {
             ("10s", 10_000),
             ("10", 10_000),
             ("5m", 300_000),
+            ("1m 30s", 90_000),
             ("1.5m", 90_000),
+            ("0.5", 500),
             ("1h", 3_600_000),
         ];
         for (s, ms) in ok {
             assert_eq!(parse_duration(s), Ok(Duration::from_millis(ms)), "{s}");
         }
-        for bad in ["", "s", "10x", "-1s", "1e400s"] {
+        for bad in ["", "s", "10x", "-1s", "-1", "1e400", "inf", "NaN"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

@@ -2,7 +2,10 @@
 //! carries one JSON request line and gets one JSON response line.
 //!
 //! Requests are objects tagged by `cmd`, with the command's arguments as
-//! fields: `{"cmd":"members"}`, `{"cmd":"stats"}`, `{"cmd":"leave"}`,
+//! fields: `{"cmd":"members"}` (optionally `"status":["alive"]`,
+//! `"node":"web-*"`, `"tags":["role=web*"]`: members matching all),
+//! `{"cmd":"stats"}`, `{"cmd":"leave"}`, `{"cmd":"join","addrs":["…"]}`,
+//! `{"cmd":"info"}`,
 //! `{"cmd":"get","key":"k","node":"b"}` (`node` optional: the agent's own
 //! key), `{"cmd":"set","key":"k","value":"v","ttl_ms":10000}` (`ttl_ms`
 //! optional), `{"cmd":"delete","key":"k"}`, `{"cmd":"kv","prefix":"p"}` or
@@ -16,9 +19,16 @@
 //! "duration_ms":30000,"coalesce":false}` → `{"ok":true,"id":"a/17",
 //! "origin":"a","seq":17}`; `{"cmd":"query","name":"ping","payload":"",
 //! "timeout_ms":5000,"nodes":["b"],"tags":["role=web*"]}` (`nodes` and
-//! `tags` optional: absent or empty, no condition) → after the timeout,
+//! `tags` optional: absent or empty, no condition) → once every expected
+//! node (the live members matching the filter, as the agent knows them)
+//! has acknowledged and responded, or else at the timeout,
 //! `{"ok":true,"id":…,"acks":["b"],"responses":[{"node":"b",
-//! "payload":"…"}]}`; `{"cmd":"election","topic":"t","expire_ms":30000,
+//! "payload":"…"}],"expected":["b"],"missing":[],"complete":true}`. With
+//! `"no_ack":true` a response is enough (acks are not waited for); with
+//! `"stream":true` each answer comes first as a line of its own as it
+//! arrives, `{"event":"query_ack","from":"b"}` (not with `no_ack`) or
+//! `{"event":"query_response","from":"b","payload":"…"}`, and the line
+//! with `ok` ends the answer. `{"cmd":"election","topic":"t","expire_ms":30000,
 //! "min":2,"total":3}` and `{"cmd":"vote","topic":"t","yes":true}` →
 //! `{"ok":true}`. Payloads are text; a response that is not UTF-8 also
 //! comes as `payload_base64`.
@@ -48,12 +58,32 @@ use vinery::Member;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    /// Every member the agent knows, itself included.
-    Members,
+    /// The members the agent knows, itself included: all, or those
+    /// matching every condition given.
+    Members {
+        /// Only members in one of these states (`alive`, `suspect`,
+        /// `dead`, `left`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        status: Vec<String>,
+        /// Only members whose name matches this glob.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<String>,
+        /// Only members with these tags, each `key=glob`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<String>,
+    },
     /// The agent's counters.
     Stats,
     /// Leave the cluster gracefully, then exit.
     Leave,
+    /// Join (also) through these addresses, at run time.
+    Join {
+        /// `ip:port`, `[ipv6]:port` or `name:port`.
+        addrs: Vec<String>,
+    },
+    /// What the agent is: name, version, addresses, profile, keyring
+    /// fingerprints and switches, peers by state, and its counters.
+    Info,
     /// A node's key as the agent sees it.
     Get {
         /// The key.
@@ -119,8 +149,8 @@ pub enum Request {
         #[serde(default)]
         coalesce: bool,
     },
-    /// Ask the matching nodes and wait for their answers until the
-    /// timeout.
+    /// Ask the matching nodes and wait for their answers, until every
+    /// expected node answered or the timeout.
     Query {
         /// The query's name.
         name: String,
@@ -135,6 +165,14 @@ pub enum Request {
         /// Only nodes with these tags answer, each `key=glob`.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tags: Vec<String>,
+        /// Send each answer as a line as it arrives (an older client
+        /// leaves it out and gets the one final line).
+        #[serde(default, skip_serializing_if = "is_false")]
+        stream: bool,
+        /// Finish once every expected node has responded, without waiting
+        /// for acks (nor streaming them).
+        #[serde(default, skip_serializing_if = "is_false")]
+        no_ack: bool,
     },
     /// Create an election.
     Election {
@@ -154,6 +192,10 @@ pub enum Request {
         /// Yes or no.
         yes: bool,
     },
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// How long a client waits for any answer: a leave waits for the agent to
@@ -211,8 +253,14 @@ pub fn prepare_dir(path: &Path) -> io::Result<()> {
 }
 
 /// Sends `request` to the agent at `path` and returns its response,
-/// waiting for it as long as [`Request::answer_within`] says.
-pub fn call(path: &Path, request: &Request) -> Result<Json, String> {
+/// waiting for it as long as [`Request::answer_within`] says. Each line
+/// that comes before the response (a streamed query's answers) goes to
+/// `progress` as it arrives; the response is the line with an `ok` field.
+pub fn call(
+    path: &Path,
+    request: &Request,
+    mut progress: impl FnMut(&Json),
+) -> Result<Json, String> {
     let fail = |what: &str, e: io::Error| format!("{what} {}: {e}", path.display());
     let mut stream = UnixStream::connect(path).map_err(|e| fail("cannot connect to", e))?;
     stream
@@ -220,12 +268,19 @@ pub fn call(path: &Path, request: &Request) -> Result<Json, String> {
         .map_err(|e| fail("cannot use", e))?;
     let line = serde_json::to_string(request).expect("requests serialize");
     writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e))?;
-    let mut response = String::new();
-    BufReader::new(stream)
-        .read_line(&mut response)
-        .map_err(|e| fail("no answer from", e))?;
-    let response: Json = serde_json::from_str(&response)
-        .map_err(|e| format!("bad answer from {}: {e}", path.display()))?;
+    let mut lines = BufReader::new(stream).lines();
+    let response = loop {
+        let line = match lines.next() {
+            Some(line) => line.map_err(|e| fail("no answer from", e))?,
+            None => return Err(format!("{} hung up without answering", path.display())),
+        };
+        let line: Json = serde_json::from_str(&line)
+            .map_err(|e| format!("bad answer from {}: {e}", path.display()))?;
+        if line.get("ok").is_some() {
+            break line;
+        }
+        progress(&line);
+    };
     if response["ok"] == json!(true) {
         Ok(response)
     } else {
@@ -245,8 +300,14 @@ pub fn read_request(stream: &UnixStream) -> Result<Request, String> {
     serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
 }
 
+/// Writes a line that comes before the response (a streamed answer).
+pub fn write_progress(mut stream: &UnixStream, line: &Json) {
+    // A client that hung up has nobody to tell; the answer still ends.
+    let _ = writeln!(stream, "{line}");
+}
+
 /// Writes one response line: `fields` with `"ok":true`, or the error.
-pub fn write_response(mut stream: &UnixStream, result: Result<Map<String, Json>, String>) {
+pub fn write_response(stream: &UnixStream, result: Result<Map<String, Json>, String>) {
     let body = match result {
         Ok(mut fields) => {
             fields.insert("ok".into(), json!(true));
@@ -254,8 +315,7 @@ pub fn write_response(mut stream: &UnixStream, result: Result<Map<String, Json>,
         }
         Err(error) => json!({"ok": false, "error": error}),
     };
-    // A client that hung up has nobody to tell.
-    let _ = writeln!(stream, "{body}");
+    write_progress(stream, &body);
 }
 
 /// A member as JSON (metadata as a string, lossily if it is not UTF-8).
@@ -336,6 +396,19 @@ pub fn stats_json(s: &NodeStats) -> Json {
             "deaths_declared": e.deaths_declared,
             "syncs_started": e.syncs_started,
             "syncs_answered": e.syncs_answered,
+            "suspicions_vetoed": e.suspicions_vetoed,
+            "kv_entries_applied": e.kv_entries_applied,
+            "kv_pulls": e.kv_pulls,
+            "kv_pulls_answered": e.kv_pulls_answered,
+            "kv_resets": e.kv_resets,
+            "kv_generation_refutations": e.kv_generation_refutations,
+            "kv_overflows": e.kv_overflows,
+            "bus_items_new": e.bus_items_new,
+            "bus_duplicates": e.bus_duplicates,
+            "bus_wants": e.bus_wants,
+            "bus_served": e.bus_served,
+            "bus_packets_out": e.bus_packets_out,
+            "events_coalesced": e.events_coalesced,
         },
         "runtime": {
             "send_errors": r.send_errors,

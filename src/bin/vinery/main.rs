@@ -3,15 +3,17 @@
 //! One subcommand per module: `sim` (the simulator's standard scenarios)
 //! lives in `sim_cmd.rs`, `agent` (a node with a control socket) in
 //! `agent.rs`, `keygen` in `keys_cmd.rs`; the client commands talking to a
-//! running agent (`members`, `stats`, `leave`, `get`, `set`, `delete`,
-//! `kv`, `keys`, `event`, `query`, `election`, `vote`) share `client.rs`,
+//! running agent (`members`, `stats`, `leave`, `join`, `info`, `get`,
+//! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`)
+//! share `client.rs`,
 //! and the control socket's protocol is `control.rs`. The agent's output
-//! lines are `event_lines.rs`, its query answering `answer.rs`. A new client command adds a variant to [`Command`], a
+//! lines are `event_lines.rs`, its query answering `answer.rs`, its watch
+//! over a join nobody answers `join_watch.rs`, its log lines `logger.rs`.
+//! A new client command adds a variant to [`Command`], a
 //! [`control::Request`], its handling in the agent and a renderer.
 //!
-//! Naming: `vinery keys` manages the encryption keyring (as issue 5 and
-//! serf's `keys` command have it), so listing key/value state is
-//! `vinery kv`.
+//! Naming: `vinery keys` manages the encryption keyring (as serf's `keys`
+//! command does), so listing key/value state is `vinery kv`.
 
 use std::process::ExitCode;
 
@@ -22,6 +24,7 @@ mod answer;
 mod client;
 mod control;
 mod event_lines;
+mod join_watch;
 mod keys_cmd;
 mod logger;
 mod sim_cmd;
@@ -45,12 +48,18 @@ enum Command {
     /// Run a cluster member over UDP, print its events, and leave
     /// gracefully on SIGINT or SIGTERM.
     Agent(Box<agent::AgentArgs>),
-    /// List the members a running agent knows.
-    Members(client::ClientArgs),
+    /// List the members a running agent knows (all, or by state, name
+    /// and tags).
+    Members(client::MembersArgs),
     /// Print a running agent's counters.
     Stats(client::ClientArgs),
     /// Make a running agent leave the cluster gracefully and exit.
     Leave(client::ClientArgs),
+    /// Make a running agent join (also) through these members.
+    Join(client::JoinArgs),
+    /// Print what a running agent is: name, version, addresses, keyring
+    /// fingerprints, peers by state and counters.
+    Info(client::ClientArgs),
     /// Print a key of the agent (or of another node, as the agent sees it).
     Get(client::GetArgs),
     /// Set one of the agent's keys; it spreads to every node.
@@ -65,8 +74,9 @@ enum Command {
     /// Say a user event to every other node through the agent; prints its
     /// id. The other agents print it as a user_event line.
     Event(client::EventArgs),
-    /// Ask the matching nodes through the agent; waits for the timeout,
-    /// then prints who acknowledged and what they responded.
+    /// Ask the matching nodes through the agent; prints acks and
+    /// responses as they arrive, and returns once every expected node has
+    /// answered or at the timeout.
     Query(client::QueryArgs),
     /// Create an election on a topic; the agent prints quorum when enough
     /// yes votes arrive in time, else election_expired.
@@ -81,11 +91,11 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Keygen => keys_cmd::keygen(),
         Command::Agent(args) => agent::run(*args),
-        Command::Members(args) => {
-            client::run(args, control::Request::Members, client::members_table)
-        }
+        Command::Members(args) => client::members(args),
         Command::Stats(args) => client::run(args, control::Request::Stats, client::stats_lines),
         Command::Leave(args) => client::run(args, control::Request::Leave, client::left),
+        Command::Join(args) => client::join(args),
+        Command::Info(args) => client::run(args, control::Request::Info, client::info_lines),
         Command::Get(args) => client::get(args),
         Command::Set(args) => client::set(args),
         Command::Delete(args) => client::delete(args),
@@ -95,5 +105,44 @@ fn main() -> ExitCode {
         Command::Query(args) => client::query(args),
         Command::Election(args) => client::election(args),
         Command::Vote(args) => client::vote(args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_positional_name_and_the_name_flag_go_together() {
+        for args in [
+            &["vinery", "event", "deploy.web", "v2", "--name", "a"][..],
+            &[
+                "vinery", "query", "ping", "hello", "--name", "c", "--no-ack",
+            ],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let debug = format!("{cli:?}");
+            assert!(
+                debug.contains(&format!("name: Some({:?})", args[5])),
+                "{debug}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_value_is_refused_naming_its_flag() {
+        let err = Cli::try_parse_from(["vinery", "agent", "--leave-timeout", "5x"]).unwrap_err();
+        assert!(err.to_string().contains("--leave-timeout"), "{err}");
+        let ok = Cli::try_parse_from(["vinery", "agent", "--leave-timeout", "5s"]);
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = Cli::try_parse_from(["vinery", "members", "--status", "gone"]).unwrap_err();
+        assert!(err.to_string().contains("--status"), "{err}");
     }
 }

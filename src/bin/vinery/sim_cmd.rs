@@ -13,6 +13,8 @@ use vinery::sim::scenario::{
     self, Profile, Progress, Report, Scenario, ScenarioConfig, Value, Variant,
 };
 
+use crate::client::parse_duration;
+
 /// Scenarios `--scenario all` runs, in order.
 const ALL: [Scenario; 7] = [
     Scenario::Join,
@@ -112,11 +114,12 @@ pub struct SimArgs {
     /// Loss probability of the loss scenario, in [0, 1).
     #[arg(long, default_value_t = 0.1, value_parser = parse_loss)]
     loss: f64,
-    /// Length in virtual seconds of the measured phase (loss: time under
+    /// Length in virtual time of the measured phase (loss: time under
     /// loss; load: time measured; part: partition; pause: the stall;
-    /// churn: time restarting; slow: time slowed).
-    #[arg(long, value_parser = parse_secs)]
-    duration: Option<f64>,
+    /// churn: time restarting; slow: time slowed), e.g. 600s, 10m, or a
+    /// bare number of seconds.
+    #[arg(long, value_parser = parse_positive_duration)]
+    duration: Option<Duration>,
     /// Seed of the run (random when not given, and printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -138,7 +141,8 @@ pub struct SimArgs {
     /// Share of the nodes the slow scenario slows down, in [0, 1).
     #[arg(long, default_value_t = 0.1, value_parser = parse_share)]
     slow: f64,
-    /// Range MIN..MAX in seconds of the slow nodes' lateness: each draws
+    /// Range MIN..MAX of the slow nodes' lateness (e.g. 500ms..3s; bare
+    /// numbers are seconds): each draws
     /// its mean lateness from it, then is late by that ± half of it for
     /// every datagram and timer.
     #[arg(long, default_value = "0.5..3", value_parser = parse_range)]
@@ -178,25 +182,25 @@ fn parse_share(s: &str) -> Result<f64, String> {
 fn parse_range(s: &str) -> Result<(Duration, Duration), String> {
     let (low, high) = s
         .split_once("..")
-        .ok_or_else(|| format!("expected MIN..MAX in seconds, got {s:?}"))?;
-    let secs = |x: &str| -> Result<Duration, String> {
-        let d: f64 = x.trim().parse().map_err(|e| format!("{x:?}: {e}"))?;
-        if !(0.0..=1e6).contains(&d) {
-            return Err(format!("{x:?} is not a number of seconds in 0..=1e6"));
+        .ok_or_else(|| format!("expected MIN..MAX, e.g. 500ms..3s, got {s:?}"))?;
+    let bounded = |x: &str| -> Result<Duration, String> {
+        let d = parse_duration(x)?;
+        if d > Duration::from_secs(1_000_000) {
+            return Err(format!("{x:?} is over 1e6 seconds"));
         }
-        Ok(Duration::from_secs_f64(d))
+        Ok(d)
     };
-    let (low, high) = (secs(low)?, secs(high)?);
+    let (low, high) = (bounded(low)?, bounded(high)?);
     if low > high {
         return Err(format!("empty range {s:?}"));
     }
     Ok((low, high))
 }
 
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let d: f64 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(d > 0.0 && d <= 1e9) {
-        return Err(format!("must be a positive number of seconds, got {s}"));
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() || d > Duration::from_secs(1_000_000_000) {
+        return Err(format!("must be positive and at most 1e9 seconds, got {s}"));
     }
     Ok(d)
 }
@@ -239,7 +243,7 @@ pub fn run(args: SimArgs) -> ExitCode {
             c.slow = args.slow;
             c.slow_delay = args.slow_delay;
             c.variant = variant;
-            c.duration = args.duration.map(Duration::from_secs_f64);
+            c.duration = args.duration;
             c
         })
         .collect();
