@@ -25,8 +25,10 @@
 mod broadcast;
 pub mod bus;
 mod config;
+mod context;
 mod endpoint;
 mod event;
+mod hash;
 pub mod kv;
 mod membership;
 pub mod runtime;

@@ -20,7 +20,8 @@ use compact_str::CompactString;
 
 use super::Endpoint;
 use crate::event::{Event, MemberState};
-use crate::membership::state::{name_hash, MemberId, MemberRecord};
+use crate::hash::name_hash;
+use crate::membership::state::{MemberId, MemberRecord};
 use crate::membership::suspicion::{suspicion_timeout, SuspicionTimer};
 use crate::wire::{self, Message, WireState};
 use crate::Time;
@@ -48,7 +49,7 @@ impl Endpoint {
         }
         let Some(id) = self.members.find(a.name) else {
             if self.members.len() >= self.config.max_members {
-                self.stats.drop("member_limit");
+                self.out.stats.drop("member_limit");
                 return;
             }
             let id = self.members.insert(MemberRecord {
@@ -62,9 +63,9 @@ impl Endpoint {
             });
             self.add_to_probe_order(id);
             if via == Via::Gossip {
-                self.broadcast(a.name, &Message::Alive(a));
+                self.cx().broadcast(a.name, &Message::Alive(a));
             }
-            self.emit(Event::MemberJoined, id);
+            self.cx().member_event(Event::MemberJoined, id);
             return;
         };
         let rec = self.members.rec(id);
@@ -92,13 +93,15 @@ impl Endpoint {
             self.add_to_probe_order(id);
         }
         if via == Via::Gossip {
-            self.broadcast(a.name, &Message::Alive(a));
+            self.cx().broadcast(a.name, &Message::Alive(a));
         }
         match old_state {
-            MemberState::Alive if changed => self.emit(Event::MemberUpdated, id),
+            MemberState::Alive if changed => self.cx().member_event(Event::MemberUpdated, id),
             MemberState::Alive => {}
-            MemberState::Suspect | MemberState::Dead => self.emit(Event::MemberRecovered, id),
-            MemberState::Left => self.emit(Event::MemberJoined, id),
+            MemberState::Suspect | MemberState::Dead => {
+                self.cx().member_event(Event::MemberRecovered, id)
+            }
+            MemberState::Left => self.cx().member_event(Event::MemberJoined, id),
         }
     }
 
@@ -144,12 +147,12 @@ impl Endpoint {
                         incarnation,
                         from,
                     });
-                    self.broadcast(name, &msg);
+                    self.cx().broadcast(name, &msg);
                 }
             }
             MemberState::Alive => {
                 self.suspect_anew(now, id, name, incarnation, from);
-                self.emit(Event::MemberSuspect, id);
+                self.cx().member_event(Event::MemberSuspect, id);
             }
         }
     }
@@ -161,9 +164,9 @@ impl Endpoint {
             r.state = MemberState::Suspect;
             r.state_since = now;
         });
-        self.stats.suspicions += 1;
+        self.out.stats.suspicions += 1;
         self.start_suspicion(now, id, from);
-        self.broadcast(
+        self.cx().broadcast(
             name,
             &Message::Suspect(wire::Suspect {
                 name,
@@ -213,7 +216,7 @@ impl Endpoint {
             self.suspicions.remove(&id);
             let rec = self.members.rec(id);
             let (name, incarnation) = (rec.name.clone(), rec.incarnation);
-            self.stats.deaths_declared += 1;
+            self.out.stats.deaths_declared += 1;
             let me = self.config.name.clone();
             self.apply_dead(now, &name, incarnation, &me);
         }
@@ -227,7 +230,7 @@ impl Endpoint {
             return;
         }
         self.set_gone(now, id, incarnation, MemberState::Dead);
-        self.broadcast(
+        self.cx().broadcast(
             name,
             &Message::Dead(wire::Dead {
                 name,
@@ -235,7 +238,7 @@ impl Endpoint {
                 from,
             }),
         );
-        self.emit(Event::MemberFailed, id);
+        self.cx().member_event(Event::MemberFailed, id);
     }
 
     pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32, via: Via) {
@@ -247,9 +250,10 @@ impl Endpoint {
         }
         self.set_gone(now, id, incarnation, MemberState::Left);
         if via == Via::Gossip {
-            self.broadcast(name, &Message::Left(wire::Left { name, incarnation }));
+            self.cx()
+                .broadcast(name, &Message::Left(wire::Left { name, incarnation }));
         }
-        self.emit(Event::MemberLeft, id);
+        self.cx().member_event(Event::MemberLeft, id);
     }
 
     fn set_gone(&mut self, now: Time, id: MemberId, incarnation: u32, state: MemberState) {
@@ -275,7 +279,7 @@ impl Endpoint {
             .saturating_add(1);
         self.members
             .update(self.me, |r| r.incarnation = incarnation);
-        self.stats.refutations += 1;
+        self.out.stats.refutations += 1;
         if self.config.lifeguard {
             // Being suspected is a sign our own packets are late or lost.
             self.awareness.apply(1);
@@ -298,7 +302,7 @@ impl Endpoint {
             incarnation,
             meta: wire::Bytes(&meta),
         };
-        self.broadcast(&name, &Message::Alive(alive));
+        self.cx().broadcast(&name, &Message::Alive(alive));
     }
 
     /// Merges one full-state entry from a join reply or a sync, as a claim

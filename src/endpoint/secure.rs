@@ -6,11 +6,13 @@ use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use hashbrown::HashMap;
+use rand::rngs::SmallRng;
+use rand::Rng;
 
 use super::Endpoint;
+use crate::hash::{fixed_map, FixedMap};
 use crate::security::seal::Sealer;
-use crate::security::{KeyError, Keyring, SecretKey, SEAL_OVERHEAD};
+use crate::security::{KeyError, Keyring, SecretKey};
 use crate::wire::{Header, WireError, FLAG_ENCRYPTED};
 use crate::Time;
 
@@ -21,26 +23,27 @@ const LOGGED_SOURCES: usize = 1024;
 /// One log line per source and reason kind per this period.
 const LOG_PERIOD: Duration = Duration::from_secs(60);
 
-/// Keys, ciphers and the drop-log limiter.
+/// The keyring and the drop-log limiter (the sealer, which the way out
+/// uses too, lives in the endpoint's outbox).
 pub(super) struct Gate {
     keyring: Keyring,
-    sealer: Sealer,
-    logged: HashMap<IpAddr, Time, foldhash::fast::FixedState>,
+    logged: FixedMap<IpAddr, Time>,
 }
 
 impl Gate {
-    pub(super) fn new(keys: &[SecretKey], prefix: [u8; 4], counter: u64, seed: u64) -> Gate {
+    /// A gate with `keys`, and the sealer for them; both draw their
+    /// randomness from `rng`.
+    pub(super) fn new(keys: &[SecretKey], rng: &mut SmallRng) -> (Gate, Sealer) {
         let keyring = Keyring::from_keys(keys.to_vec());
-        Gate {
-            sealer: Sealer::new(&keyring, prefix, counter),
+        let prefix: [u8; 4] = rng.random();
+        let counter: u64 = rng.random();
+        let sealer = Sealer::new(&keyring, prefix, counter);
+        let gate = Gate {
             keyring,
-            logged: HashMap::with_hasher(foldhash::fast::FixedState::with_seed(seed)),
-        }
+            logged: fixed_map(rng.random()),
+        };
+        (gate, sealer)
     }
-}
-
-fn millis(t: Time) -> u64 {
-    t.as_nanos() / 1_000_000
 }
 
 impl Endpoint {
@@ -85,26 +88,12 @@ impl Endpoint {
     }
 
     fn keys_changed(&mut self) {
-        self.gate.sealer.rekey(&self.gate.keyring);
+        self.out.sealer.rekey(&self.gate.keyring);
         self.config.keys = self.gate.keyring.keys().to_vec();
     }
 
-    /// Whether outgoing datagrams are sealed.
-    pub(super) fn sealing(&self) -> bool {
-        self.gate.sealer.can_seal() && !self.config.send_plaintext
-    }
-
-    /// The budget for messages: the datagram budget less what sealing adds.
-    pub(super) fn message_budget(&self) -> usize {
-        if self.sealing() {
-            self.config.max_datagram - SEAL_OVERHEAD
-        } else {
-            self.config.max_datagram
-        }
-    }
-
     // ------------------------------------------------------------------
-    // The way in and out.
+    // The way in.
 
     /// Checks a received datagram's source and seal; returns the plaintext
     /// datagram to decode.
@@ -123,36 +112,26 @@ impl Endpoint {
             return Err(WireError::WrongCluster);
         }
         if header.flags & FLAG_ENCRYPTED == 0 {
-            if self.gate.sealer.can_seal() && !self.config.accept_plaintext {
+            if self.out.sealer.can_seal() && !self.config.accept_plaintext {
                 return Err(WireError::PlaintextRefused);
             }
             return Ok(Cow::Borrowed(bytes));
         }
-        if !self.gate.sealer.can_seal() {
+        if !self.out.sealer.can_seal() {
             return Err(WireError::NoKey);
         }
-        let (plain, stamp) = self.gate.sealer.open(bytes)?;
+        let (plain, stamp) = self.out.sealer.open(bytes)?;
         let window = u64::try_from(self.config.replay_window.as_millis()).unwrap_or(u64::MAX);
-        if millis(now).abs_diff(stamp) > window {
+        if now.as_millis().abs_diff(stamp) > window {
             return Err(WireError::StaleTimestamp);
         }
         Ok(Cow::Owned(plain))
     }
 
-    /// Seals an outgoing datagram if this node seals.
-    pub(super) fn seal(&mut self, data: Vec<u8>) -> Vec<u8> {
-        if self.sealing() {
-            let now = millis(self.kv.now);
-            self.gate.sealer.seal(&data, now)
-        } else {
-            data
-        }
-    }
-
     /// Counts a dropped datagram and logs it, at most once per source per
     /// minute (a flood must not become a flood of log lines).
     pub(super) fn drop_datagram(&mut self, now: Time, from: SocketAddr, e: WireError) {
-        self.stats.drop(e.name());
+        self.out.stats.drop(e.name());
         let ip = from.ip();
         let due = self
             .gate

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::membership::suspicion::suspicion_timeout;
-use crate::wire::{Bytes, ClusterTag, Datagram, DatagramBuilder, Header, MessageKind};
+use crate::wire::{Bytes, ClusterTag, Datagram, DatagramBuilder, Header, MessageKind, WireError};
 
 fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], 7000 + i))

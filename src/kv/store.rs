@@ -9,14 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use compact_str::CompactString;
-use hashbrown::HashMap;
-
-use crate::membership::state::name_hash;
+use crate::hash::{name_hash, FixedMap};
 use crate::wire::{self, Bytes};
 use crate::Time;
-
-type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+use compact_str::CompactString;
 
 /// One key of one owner.
 #[derive(Clone, Debug, PartialEq, Eq)]

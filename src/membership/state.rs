@@ -19,6 +19,7 @@ use compact_str::CompactString;
 use hashbrown::HashTable;
 
 use crate::event::{Member, MemberState};
+use crate::hash::mix64;
 use crate::Time;
 
 /// Everything known about one member.
@@ -56,24 +57,6 @@ impl MemberRecord {
             meta: self.meta.to_vec(),
         }
     }
-}
-
-/// The protocol's name hash: FNV-1a then a finaliser, fixed forever so
-/// every node computes the same buckets.
-pub(crate) fn name_hash(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix64(h)
-}
-
-/// splitmix64's finaliser: spreads every input bit over the output.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 /// Member id: an index into the slab, stable while the member is known.
@@ -281,6 +264,7 @@ fn bucket_of(name_hash: u64, bits: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::name_hash;
 
     fn rec(name: &str, incarnation: u32, state: MemberState) -> MemberRecord {
         MemberRecord {
