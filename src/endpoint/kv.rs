@@ -102,12 +102,4 @@ impl Endpoint {
     pub fn kv_push_rate(&self) -> u32 {
         self.kv.push_rate()
     }
-
-    /// The phi-accrual suspicion level of `member` at `now` (0 = just
-    /// heard from; the default threshold is 8), or `None` if this node has
-    /// no evidence of its life yet.
-    pub fn phi(&self, member: &str, now: Time) -> Option<f64> {
-        let id = self.members.find(member)?;
-        self.phi.phi(&self.config, id, now)
-    }
 }

@@ -234,6 +234,14 @@ impl Endpoint {
         self.awareness.score()
     }
 
+    /// The phi-accrual suspicion level of `member` at `now` (0 = just
+    /// heard from; the default threshold is 8), or `None` if this node has
+    /// no evidence of its life yet.
+    pub fn phi(&self, member: &str, now: Time) -> Option<f64> {
+        let id = self.members.find(member)?;
+        self.phi.phi(&self.config, id, now)
+    }
+
     /// Updates waiting to be piggybacked.
     pub fn pending_broadcasts(&self) -> usize {
         self.out.queue.len()

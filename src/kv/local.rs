@@ -4,10 +4,10 @@
 
 use compact_str::CompactString;
 
+use super::pattern::KeyPattern;
 use super::state::KvState;
 use super::store::{NodeState, Record};
 use super::types::{KeyValue, KvError};
-use super::KeyPattern;
 use crate::context::Ctx;
 use crate::wire::budget::kv_value_room;
 use crate::Time;

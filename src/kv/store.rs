@@ -202,7 +202,7 @@ impl NodeState {
             version: rec.version,
             key,
             value: Bytes(&rec.value),
-            expires_ms: rec.expires.map_or(0, |t| (t.as_nanos() / 1_000_000).max(1)),
+            expires_ms: rec.expires.map_or(0, |t| t.as_millis().max(1)),
             deleted: rec.deleted,
         }
     }
