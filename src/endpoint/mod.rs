@@ -46,6 +46,7 @@ use crate::hash::{fixed_map, name_hash, FixedMap};
 use crate::kv::KvState;
 use crate::membership::awareness::Awareness;
 use crate::membership::detector::Detectors;
+pub use crate::membership::state::MemberCounts;
 use crate::membership::state::{MemberId, MemberRecord, MemberTable};
 use crate::membership::suspicion::SuspicionTimer;
 use crate::stats::Stats;
@@ -220,6 +221,12 @@ impl Endpoint {
     /// Members known in any state, this node included.
     pub fn num_known(&self) -> usize {
         self.members.len()
+    }
+
+    /// Members known in each state, this node included: kept as members
+    /// change, so reading it costs nothing.
+    pub fn member_counts(&self) -> MemberCounts {
+        self.members.counts()
     }
 
     /// The 32-bit membership hash carried on probes; two nodes with the same

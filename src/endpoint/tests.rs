@@ -488,3 +488,31 @@ fn metadata_change_reaches_peers_as_an_update() {
     eps[2].set_meta(Time::from_secs(4), b"role=db").unwrap();
     assert_eq!(eps[2].local_member().incarnation, 1);
 }
+
+#[test]
+fn poll_timeout_is_never_before_the_latest_time_given() {
+    let mut ep = endpoint("a", 1);
+    let t0 = Time::from_secs(100);
+    ep.join(t0, &[addr(2)]);
+    // A write later than the join's retry deadline runs no timer: the
+    // retry is overdue, and due now.
+    let later = t0 + 10 * ep.config().join_retry_interval;
+    ep.set(later, "k", b"v").unwrap();
+    assert_eq!(ep.poll_timeout(), Some(later));
+    ep.handle_timeout(later);
+    assert!(ep.poll_timeout().is_some_and(|t| t > later));
+}
+
+#[test]
+fn member_counts_track_states_without_listing_members() {
+    let mut ep = endpoint("a", 1);
+    let t0 = Time::from_secs(1);
+    let bytes = datagram(&[alive("b", 2, 1), alive("c", 3, 1)]);
+    ep.handle_packet(t0, addr(2), &bytes).unwrap();
+    ep.handle_packet(t0, addr(2), &datagram(&[suspect("c", 1, "b")]))
+        .unwrap();
+    let counts = ep.member_counts();
+    assert_eq!((counts.alive, counts.suspect, counts.dead), (2, 1, 0));
+    assert_eq!(counts.live(), ep.num_live());
+    assert_eq!(counts.known(), ep.num_known());
+}

@@ -51,7 +51,9 @@ impl Endpoint {
 
     /// The next time [`Endpoint::handle_timeout`] has work, if any. A quiet
     /// cluster asks only for its probe timer: gossip, sync and reconnect
-    /// timers are armed only while they have something to do.
+    /// timers are armed only while they have something to do. Never
+    /// earlier than the latest time the endpoint was given: work already
+    /// due is due "now", not in the past.
     pub fn poll_timeout(&self) -> Option<Time> {
         let mut next = Earliest::default();
         if !self.left {
@@ -72,7 +74,7 @@ impl Endpoint {
         next.consider(gossip.then_some(self.next_gossip));
         next.consider(self.kv.next_deadline());
         next.consider(self.bus.next_deadline());
-        next.0
+        next.0.map(|t| t.max(self.clock.latest()))
     }
 }
 
