@@ -28,6 +28,16 @@ impl Clock {
 }
 
 impl Endpoint {
+    /// Starts the endpoint's clock at `now`: its first deadlines (drawn at
+    /// construction within one period) count from it. Optional: the first
+    /// call carrying a time starts the clock otherwise, and so does this
+    /// call only if none did before. Call it right after
+    /// [`Endpoint::new`] so that [`Endpoint::poll_timeout`] is meaningful
+    /// before anything else happens.
+    pub fn start(&mut self, now: Time) {
+        self.observe_time(now);
+    }
+
     /// Takes in `now`, the time of the call being handled.
     pub(super) fn observe_time(&mut self, now: Time) {
         if !self.clock.started {

@@ -516,3 +516,15 @@ fn member_counts_track_states_without_listing_members() {
     assert_eq!(counts.live(), ep.num_live());
     assert_eq!(counts.known(), ep.num_known());
 }
+
+#[test]
+fn first_deadlines_count_from_the_start() {
+    let mut ep = endpoint("a", 1);
+    let t0 = Time::from_secs(1_000);
+    ep.start(t0);
+    let first = ep.poll_timeout().expect("the probe timer is armed");
+    assert!(first >= t0 && first <= t0 + ep.config().probe_interval);
+    // Starting again changes nothing: the clock runs from the first time.
+    ep.start(t0 + Duration::from_secs(60));
+    assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+}
