@@ -1,5 +1,5 @@
 //! Where messages are dispatched: a received datagram is admitted (see
-//! `secure`), decoded whole, and each message handed to its owner: SWIM's
+//! `admission`), decoded whole, and each message handed to its owner: SWIM's
 //! probe, merge and sync here, key/value messages to [`crate::kv`], bus
 //! messages to [`crate::bus`]. Answers wait until every message of the
 //! datagram is merged, so they carry the state it produced.
@@ -8,10 +8,11 @@ use std::net::SocketAddr;
 
 use compact_str::CompactString;
 
+use super::admission::PacketError;
 use super::merge::Via;
 use super::Endpoint;
 use crate::bus::AfterBus;
-use crate::wire::{self, Datagram, Message, WireError};
+use crate::wire::{self, Datagram, Message};
 use crate::Time;
 
 /// Work a datagram asks for that must wait until all its messages are
@@ -39,7 +40,7 @@ impl Endpoint {
         now: Time,
         from: SocketAddr,
         bytes: &[u8],
-    ) -> Result<(), WireError> {
+    ) -> Result<(), PacketError> {
         self.out.stats.packets_in += 1;
         self.out.stats.bytes_in += bytes.len() as u64;
         let plain = match self.admit(now, from, bytes) {
@@ -52,8 +53,8 @@ impl Endpoint {
         let mut msgs = Vec::new();
         let decoded = Datagram::parse(&plain, self.cluster).and_then(|d| d.decode_all(&mut msgs));
         if let Err(e) = decoded {
-            self.drop_datagram(now, from, e);
-            return Err(e);
+            self.drop_datagram(now, from, e.into());
+            return Err(e.into());
         }
         self.observe_time(now);
         // Expiries due by now happen before what this datagram says: an

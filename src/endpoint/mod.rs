@@ -13,18 +13,18 @@
 //! the due timers and merges every feature's next deadline, `clock` is
 //! where time enters. SWIM itself is `probe` (the failure detector),
 //! `merge` (precedence rules, refutation, suspicion timers) and `sync`
-//! (join, anti-entropy, reconnection, forgetting); `secure` is the gate
-//! (allow-list, keyring, sealing). Key/value replication is
+//! (join, anti-entropy, reconnection, forgetting); `admission` is the gate
+//! (allow-list, keyring, unsealing). Key/value replication is
 //! [`crate::kv`], the event bus [`crate::bus`]; `kv` and `bus` here are
 //! only their public calls on the endpoint.
 
+mod admission;
 mod bus;
 mod clock;
 mod dispatch;
 mod kv;
 mod merge;
 mod probe;
-mod secure;
 mod sync;
 mod timers;
 
@@ -52,6 +52,7 @@ use crate::membership::suspicion::SuspicionTimer;
 use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Header, Message};
 use crate::Time;
+pub use admission::{PacketError, Refusal};
 
 /// One member of a cluster, as a sans-IO state machine. See the module docs.
 pub struct Endpoint {
@@ -99,8 +100,8 @@ pub struct Endpoint {
     kv: KvState,
     /// The event bus, queries and elections.
     bus: BusState,
-    /// Allow-list and keyring (secure.rs).
-    gate: secure::Gate,
+    /// Allow-list and keyring (admission.rs).
+    gate: admission::Gate,
     /// The latest time given (clock.rs).
     clock: clock::Clock,
     left: bool,
@@ -134,7 +135,7 @@ impl Endpoint {
         let queue = BroadcastQueue::new(rng.random());
         let (store_seed, phi_seed, cursor_seed) = (rng.random(), rng.random(), rng.random());
         let kv = KvState::new(store_seed, cursor_seed, config.kv_push_rate);
-        let (gate, sealer) = secure::Gate::new(&config.keys, &mut rng);
+        let (gate, sealer) = admission::Gate::new(&config.keys, &mut rng);
         let next_seq: u32 = rng.random();
         // Seeded from a draw made anyway, so adding the bus changed no
         // other random choice (and no simulation result).

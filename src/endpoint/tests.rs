@@ -344,7 +344,7 @@ fn a_bad_datagram_changes_nothing_even_after_good_messages() {
     bytes.push(200); // an unknown message tag after two good messages
     assert_eq!(
         a.handle_packet(Time::ZERO, addr(2), &bytes),
-        Err(WireError::Malformed)
+        Err(PacketError::Wire(WireError::Malformed))
     );
     assert_eq!(a.num_known(), 1);
     assert_eq!(a.pending_broadcasts(), 0);
@@ -358,7 +358,7 @@ fn a_bad_datagram_changes_nothing_even_after_good_messages() {
     };
     assert_eq!(
         a.handle_packet(Time::ZERO, addr(2), &other_cluster),
-        Err(WireError::WrongCluster)
+        Err(PacketError::Wire(WireError::WrongCluster))
     );
     assert_eq!(a.stats().drops_for("wrong_cluster"), 1);
     assert_eq!(a.num_known(), 1);

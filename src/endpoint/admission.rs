@@ -1,8 +1,11 @@
-//! The endpoint's gate: source allow-list, unsealing and the replay
-//! window on the way in, sealing on the way out, the keyring API, and
-//! rate-limited logging of what the gate drops.
+//! Admission: the gate every received datagram passes before it is read
+//! (source allow-list, cluster, unsealing and the replay window), the
+//! keyring API, the errors of a dropped datagram, and rate-limited logging
+//! of what the gate drops. Sealing on the way out is the context's (it
+//! shares the sealer with the way in).
 
 use std::borrow::Cow;
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -22,6 +25,77 @@ use crate::Time;
 const LOGGED_SOURCES: usize = 1024;
 /// One log line per source and reason kind per this period.
 const LOG_PERIOD: Duration = Duration::from_secs(60);
+
+/// Why the gate refused a datagram before reading it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The source address is outside `Config::allowed_sources`.
+    SourceNotAllowed,
+    /// Sealed, and this node has no key to open it.
+    NoKey,
+    /// Sealed, and no installed key opens it (wrong key, or tampered).
+    WrongKey,
+    /// Plaintext, but this node requires encryption.
+    PlaintextRefused,
+    /// Sealed with a timestamp outside the replay window.
+    StaleTimestamp,
+}
+
+impl Refusal {
+    /// A short snake_case name (statistics keys, logs).
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::SourceNotAllowed => "source_not_allowed",
+            Refusal::NoKey => "encrypted_without_key",
+            Refusal::WrongKey => "wrong_key",
+            Refusal::PlaintextRefused => "plaintext_refused",
+            Refusal::StaleTimestamp => "stale_timestamp",
+        }
+    }
+}
+
+/// Why [`Endpoint::handle_packet`] dropped a datagram (counted in
+/// [`Stats::drops`](crate::Stats::drops) under [`PacketError::name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketError {
+    /// The gate refused it unread.
+    Refused(Refusal),
+    /// It is not a valid datagram of this cluster.
+    Wire(WireError),
+}
+
+impl PacketError {
+    /// A short snake_case name (statistics keys, logs).
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketError::Refused(r) => r.name(),
+            PacketError::Wire(e) => e.name(),
+        }
+    }
+}
+
+impl From<Refusal> for PacketError {
+    fn from(r: Refusal) -> PacketError {
+        PacketError::Refused(r)
+    }
+}
+
+impl From<WireError> for PacketError {
+    fn from(e: WireError) -> PacketError {
+        PacketError::Wire(e)
+    }
+}
+
+impl fmt::Display for PacketError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PacketError::Refused(r) => f.write_str(r.name()),
+            PacketError::Wire(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for PacketError {}
 
 /// The keyring and the drop-log limiter (the sealer, which the way out
 /// uses too, lives in the endpoint's outbox).
@@ -102,35 +176,38 @@ impl Endpoint {
         now: Time,
         from: SocketAddr,
         bytes: &'a [u8],
-    ) -> Result<Cow<'a, [u8]>, WireError> {
+    ) -> Result<Cow<'a, [u8]>, PacketError> {
         let sources = &self.config.allowed_sources;
         if !sources.is_empty() && !sources.iter().any(|c| c.contains(from.ip())) {
-            return Err(WireError::SourceNotAllowed);
+            return Err(Refusal::SourceNotAllowed.into());
         }
         let (header, _) = Header::parse(bytes)?;
         if header.cluster != self.cluster {
-            return Err(WireError::WrongCluster);
+            return Err(WireError::WrongCluster.into());
         }
         if header.flags & FLAG_ENCRYPTED == 0 {
             if self.out.sealer.can_seal() && !self.config.accept_plaintext {
-                return Err(WireError::PlaintextRefused);
+                return Err(Refusal::PlaintextRefused.into());
             }
             return Ok(Cow::Borrowed(bytes));
         }
         if !self.out.sealer.can_seal() {
-            return Err(WireError::NoKey);
+            return Err(Refusal::NoKey.into());
         }
-        let (plain, stamp) = self.out.sealer.open(bytes)?;
+        let (plain, stamp) = self.out.sealer.open(bytes).map_err(|e| match e {
+            WireError::WrongKey => PacketError::Refused(Refusal::WrongKey),
+            other => PacketError::Wire(other),
+        })?;
         let window = u64::try_from(self.config.replay_window.as_millis()).unwrap_or(u64::MAX);
         if now.as_millis().abs_diff(stamp) > window {
-            return Err(WireError::StaleTimestamp);
+            return Err(Refusal::StaleTimestamp.into());
         }
         Ok(Cow::Owned(plain))
     }
 
     /// Counts a dropped datagram and logs it, at most once per source per
     /// minute (a flood must not become a flood of log lines).
-    pub(super) fn drop_datagram(&mut self, now: Time, from: SocketAddr, e: WireError) {
+    pub(super) fn drop_datagram(&mut self, now: Time, from: SocketAddr, e: PacketError) {
         self.out.stats.drop(e.name());
         let ip = from.ip();
         let due = self
