@@ -6,7 +6,7 @@
 //! items still alive, so it can dedupe them, serve them to peers that
 //! missed them and to nodes that join while they live.
 //!
-//! * `state`: the node's bus state ([`BusState`]), which the endpoint
+//! * `state`: the node's bus state (`BusState`), which the endpoint
 //!   routes bus messages and timers to;
 //! * `dissemination`: how items spread (bounded push, pull by id,
 //!   anti-entropy over the bus hash) and who handles a new one;

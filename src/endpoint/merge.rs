@@ -12,7 +12,7 @@
 //! are not, because anti-entropy already spreads them pair by pair, and
 //! re-gossiping a whole membership after a mass join would keep every queue
 //! busy for tens of seconds. Either way the user hears of it as an
-//! [`Event`](crate::Event).
+//! [`Event`].
 
 use std::cmp::Reverse;
 

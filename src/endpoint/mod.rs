@@ -134,7 +134,12 @@ impl Endpoint {
         let next_reconnect = Time::ZERO + config.reconnect_interval.mul_f64(rng.random::<f64>());
         let queue = BroadcastQueue::new(rng.random());
         let (store_seed, phi_seed, cursor_seed) = (rng.random(), rng.random(), rng.random());
-        let kv = KvState::new(store_seed, cursor_seed, config.kv_push_rate);
+        let kv = KvState::new(
+            store_seed,
+            cursor_seed,
+            config.kv_push_rate,
+            config.kv_tombstone_grace,
+        );
         let (gate, sealer) = admission::Gate::new(&config.keys, &mut rng);
         let next_seq: u32 = rng.random();
         // Seeded from a draw made anyway, so adding the bus changed no

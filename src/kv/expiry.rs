@@ -16,10 +16,8 @@ use crate::Time;
 impl KvState {
     /// Arms the timer of version `version` of `node`'s `key`: its
     /// tombstone's collection if `deleted`, else its expiry if it has one.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn schedule_key_timers(
         &mut self,
-        cx: &Ctx<'_>,
         now: Time,
         node: &CompactString,
         key: &str,
@@ -29,12 +27,8 @@ impl KvState {
     ) {
         let key = CompactString::from(key);
         if deleted {
-            self.graves.push_back((
-                now + cx.config.kv_tombstone_grace,
-                node.clone(),
-                key,
-                version,
-            ));
+            self.graves
+                .push_back((now + self.tombstone_grace, node.clone(), key, version));
         } else if let Some(at) = expires {
             self.expiries
                 .push(Reverse((at, node.clone(), key, version)));

@@ -79,7 +79,7 @@ impl KvState {
             s.write(key, value, expires, deleted);
             s.max_version
         });
-        self.schedule_key_timers(cx, now, &me, key, version, expires, deleted);
+        self.schedule_key_timers(now, &me, key, version, expires, deleted);
         self.mark_changed(cx, now, &me);
         if self.push_rate.take() {
             self.push_entry(cx, &me, key);

@@ -7,11 +7,14 @@
 //! dissemination queue. `docs/PROTOCOL.md` §7 describes the whole
 //! algorithm.
 //!
-//! * `state`: the node's key/value state ([`KvState`]), which the endpoint
+//! * `state`: the node's key/value state (`KvState`), which the endpoint
 //!   routes key/value messages and timers to;
 //! * `local`: this node's own writes and every read;
-//! * `replication`: the push of new entries, digests, deltas, generations;
-//! * `expiry`: TTL expiry and tombstone collection;
+//! * `replication`: the push of new entries, applying them, generations
+//!   and resets;
+//! * `digest`: scuttlebutt anti-entropy (digests answered with deltas,
+//!   within a round budget; flow control's interval);
+//! * `expiry`: where a key's TTL expires, and tombstones are collected;
 //! * `store`: the replicas themselves; `flow`: the push rate (AIMD);
 //!   `pattern`: key patterns for scans and subscriptions.
 

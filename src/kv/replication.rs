@@ -94,7 +94,7 @@ impl KvState {
                 s.write(key, &r.value, r.expires, false)
             });
             let version = self.store.get(&me).map_or(0, |s| s.max_version);
-            self.schedule_key_timers(cx, now, &me, key, version, r.expires, false);
+            self.schedule_key_timers(now, &me, key, version, r.expires, false);
         }
         self.mark_changed(cx, now, &me);
     }
@@ -144,7 +144,7 @@ impl KvState {
     ) {
         cx.out.stats.kv_entries_applied += 1;
         let expires = (e.expires_ms != 0).then(|| Time::from_millis(e.expires_ms));
-        self.schedule_key_timers(cx, now, node, e.key, e.version, expires, e.deleted);
+        self.schedule_key_timers(now, node, e.key, e.version, expires, e.deleted);
         self.mark_changed(cx, now, node);
         self.push_entry(cx, node, e.key);
         let was_visible = old.as_ref().is_some_and(|r| r.visible(now))

@@ -5,6 +5,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
 
 use compact_str::CompactString;
 
@@ -38,6 +39,8 @@ pub(crate) struct KvState {
     pub(super) overflowed: bool,
     /// Keys to expire, earliest first.
     pub(super) expiries: BinaryHeap<Reverse<KeyTimer>>,
+    /// How long a tombstone is kept before it is collected.
+    pub(super) tombstone_grace: Duration,
     /// Tombstones to collect, in the order they were written.
     pub(super) graves: VecDeque<KeyTimer>,
     /// Keys visible before a reset in the datagram being handled, so that
@@ -48,8 +51,14 @@ pub(crate) struct KvState {
 impl KvState {
     /// An empty state: the store keyed with `store_seed`, the digest
     /// rotation starting at a point drawn from `cursor_seed`, own writes
-    /// pushed at up to `push_rate` per gossip interval.
-    pub(crate) fn new(store_seed: u64, cursor_seed: u64, push_rate: u32) -> KvState {
+    /// pushed at up to `push_rate` per gossip interval, tombstones kept for
+    /// `tombstone_grace`.
+    pub(crate) fn new(
+        store_seed: u64,
+        cursor_seed: u64,
+        push_rate: u32,
+        tombstone_grace: Duration,
+    ) -> KvState {
         KvState {
             store: KvStore::new(store_seed),
             generation: 1,
@@ -61,6 +70,7 @@ impl KvState {
             round_bytes: 0,
             overflowed: false,
             expiries: BinaryHeap::new(),
+            tombstone_grace,
             graves: VecDeque::new(),
             reset_stash: Vec::new(),
         }
