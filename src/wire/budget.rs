@@ -79,3 +79,60 @@ pub fn pushed_item_len(encoded_len: usize) -> usize {
 pub fn ids_per_datagram(budget: usize) -> usize {
     (budget - HEADER_LEN - 1 - 3 - MAX_LEN_PREFIX) / BUS_ID_LEN
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{
+        BusHave, BusPush, Bytes, ClusterTag, DatagramBuilder, Header, KvPull, BUS_BUCKETS,
+    };
+
+    fn fits(budget: usize, msgs: &[Message<'_>]) -> bool {
+        let mut b = DatagramBuilder::new(Header::new(ClusterTag(1)), budget);
+        msgs.iter().all(|m| b.push(m).is_ok())
+    }
+
+    #[test]
+    fn the_largest_value_fits_whatever_its_integers_grow_to() {
+        for budget in [512, 1400, 9000] {
+            let (node, key) = ("node-with-a-name", "some/key");
+            let room = kv_value_room(budget, node, key);
+            let value = vec![7; room];
+            let largest = Message::KvEntry(KvEntry {
+                node,
+                generation: u64::MAX,
+                base: u64::MAX - 1,
+                version: u64::MAX,
+                key,
+                value: Bytes(&value),
+                expires_ms: u64::MAX,
+                deleted: false,
+            });
+            assert!(fits(budget, &[largest]), "budget {budget}");
+        }
+    }
+
+    #[test]
+    fn a_full_id_list_fits_with_the_largest_reply_mask() {
+        for budget in [512, 1400, 9000] {
+            let ids = vec![0xff; ids_per_datagram(budget) * BUS_ID_LEN];
+            let have = Message::BusHave(BusHave {
+                reply_mask: (1 << BUS_BUCKETS) - 1,
+                ids: Bytes(&ids),
+            });
+            assert!(fits(budget, &[have]), "budget {budget}");
+        }
+    }
+
+    #[test]
+    fn the_markers_are_as_long_as_counted() {
+        let marker = encode_message(&Message::BusPush(BusPush { fanout: 3 }));
+        assert_eq!(marker.len(), PUSH_MARKER_LEN);
+        let pull = encode_message(&Message::KvPull(KvPull {
+            reply: true,
+            complete: true,
+        }));
+        assert_eq!(pull.len(), PULL_MARKER_LEN);
+        assert_eq!(pushed_item_len(10), HEADER_LEN + PUSH_MARKER_LEN + 10);
+    }
+}
