@@ -86,7 +86,7 @@ impl BusState {
     /// The checks every call that makes an item shares: not left, a name
     /// within `max_event_name_len`, a payload within `max_event_payload`, a
     /// lifetime within `max_event_duration`, room in the item table.
-    pub(crate) fn check_bus_call(
+    pub(super) fn check_bus_call(
         &self,
         cx: &Ctx<'_>,
         name: &str,
@@ -116,7 +116,7 @@ impl BusState {
         Ok(())
     }
 
-    pub(crate) fn check_payload(&self, cx: &Ctx<'_>, payload: &[u8]) -> Result<(), BusError> {
+    pub(super) fn check_payload(&self, cx: &Ctx<'_>, payload: &[u8]) -> Result<(), BusError> {
         let max = cx.config.max_event_payload;
         if payload.len() > max {
             return Err(BusError::PayloadTooLarge {
@@ -129,7 +129,7 @@ impl BusState {
 
     /// The head of a new item of this node living `ttl` from `now`: the
     /// next sequence number and Lamport time.
-    pub(crate) fn new_head(&mut self, now: Time, ttl: Duration) -> BusHead<'static> {
+    pub(super) fn new_head(&mut self, now: Time, ttl: Duration) -> BusHead<'static> {
         self.next_seq = self.next_seq.wrapping_add(1);
         self.lamport += 1;
         BusHead {
@@ -145,7 +145,7 @@ impl BusState {
     /// Stores a new item of this node (`msg`, whose head's origin is
     /// filled in here) and returns its id; refused if it would not fit one
     /// datagram.
-    pub(crate) fn originate(
+    pub(super) fn originate(
         &mut self,
         cx: &mut Ctx<'_>,
         msg: &Message<'_>,
@@ -204,7 +204,7 @@ impl BusState {
     /// Pushes this node's new item: to `to` (a query's named nodes, who do
     /// not forward it) or to `bus_push_fanout` random live members (who
     /// do).
-    pub(crate) fn push_new(&mut self, cx: &mut Ctx<'_>, key: u64, to: Option<Vec<SocketAddr>>) {
+    pub(super) fn push_new(&mut self, cx: &mut Ctx<'_>, key: u64, to: Option<Vec<SocketAddr>>) {
         let (targets, fanout) = match to {
             Some(addrs) => (addrs, 0),
             None => {
@@ -250,7 +250,7 @@ impl BusState {
             }
             Message::BusWant(w) => after.serve.extend(bus_ids(w.ids)),
             Message::BusSync(s) => after.sync_mask |= self.differing_buckets(cx, s.buckets.0),
-            Message::QueryReply(r) => self.handle_query_reply(cx, now, &r),
+            Message::QueryReply(r) => self.handle_query_reply(cx, &r),
             Message::UserEvent(_) | Message::Query(_) | Message::Election(_) | Message::Vote(_) => {
                 self.take_item(cx, now, msg, after);
             }
@@ -329,7 +329,7 @@ impl BusState {
         }
         match msg {
             Message::UserEvent(e) => self.deliver_user_event(cx, now, e),
-            Message::Query(q) => self.receive_query(cx, now, q),
+            Message::Query(q) => self.receive_query(cx, q),
             Message::Election(e) => self.receive_election(cx, now, e),
             Message::Vote(v) => self.receive_vote(cx, now, v),
             _ => {}
@@ -451,7 +451,7 @@ impl BusState {
     /// with `marker` (each datagram headed by a push marker with that
     /// fanout), or, without one, as answers to a pull (within the round
     /// budget).
-    pub(crate) fn send_items(
+    pub(super) fn send_items(
         &mut self,
         cx: &mut Ctx<'_>,
         to: SocketAddr,
@@ -540,7 +540,7 @@ impl BusState {
     }
 
     /// Emits a datagram of bus traffic (counted apart for the cost figures).
-    pub(crate) fn emit_bus(&mut self, cx: &mut Ctx<'_>, to: SocketAddr, b: DatagramBuilder) {
+    pub(super) fn emit_bus(&mut self, cx: &mut Ctx<'_>, to: SocketAddr, b: DatagramBuilder) {
         if !b.is_empty() {
             cx.out.stats.bus_packets_out += 1;
         }

@@ -182,7 +182,7 @@ impl BusState {
         elections.tallies.get_mut(&key)
     }
 
-    pub(crate) fn receive_election(&mut self, cx: &mut Ctx<'_>, now: Time, e: &wire::Election<'_>) {
+    pub(super) fn receive_election(&mut self, cx: &mut Ctx<'_>, now: Time, e: &wire::Election<'_>) {
         let key = item_key(e.head.origin, e.head.seq);
         let expires = Time::from_millis(e.head.at_ms.saturating_add(e.head.ttl_ms));
         let creator = CompactString::from(e.head.origin);
@@ -209,7 +209,7 @@ impl BusState {
         self.check_quorum(cx, now, key);
     }
 
-    pub(crate) fn receive_vote(&mut self, cx: &mut Ctx<'_>, now: Time, v: &wire::Vote<'_>) {
+    pub(super) fn receive_vote(&mut self, cx: &mut Ctx<'_>, now: Time, v: &wire::Vote<'_>) {
         let key = item_key(v.creator, v.election);
         let expires = Time::from_millis(v.head.at_ms.saturating_add(v.head.ttl_ms));
         if self
@@ -278,7 +278,7 @@ impl BusState {
         }
     }
 
-    pub(crate) fn run_election_timers(&mut self, cx: &mut Ctx<'_>, now: Time) {
+    pub(super) fn run_election_timers(&mut self, cx: &mut Ctx<'_>, now: Time) {
         let elections = &mut self.elections;
         while let Some(Reverse((t, _))) = elections.expiries.peek() {
             if *t > now {

@@ -136,7 +136,7 @@ impl BusState {
 
     /// A query item new to this node: raise it and ack if the filter
     /// matches.
-    pub(crate) fn receive_query(&mut self, cx: &mut Ctx<'_>, _now: Time, q: &wire::Query<'_>) {
+    pub(super) fn receive_query(&mut self, cx: &mut Ctx<'_>, q: &wire::Query<'_>) {
         let me = cx.config.name.clone();
         if q.head.origin == me {
             return;
@@ -161,16 +161,11 @@ impl BusState {
     }
 
     /// The query item `key` died: it can no longer be answered.
-    pub(crate) fn forget_answering(&mut self, key: u64) {
+    pub(super) fn forget_answering(&mut self, key: u64) {
         self.queries.answering.remove(&key);
     }
 
-    pub(crate) fn handle_query_reply(
-        &mut self,
-        cx: &mut Ctx<'_>,
-        _now: Time,
-        r: &wire::QueryReply<'_>,
-    ) {
+    pub(super) fn handle_query_reply(&mut self, cx: &mut Ctx<'_>, r: &wire::QueryReply<'_>) {
         let max = cx.config.max_members;
         let Some(p) = self
             .queries
@@ -206,7 +201,7 @@ impl BusState {
         });
     }
 
-    pub(crate) fn run_query_timers(&mut self, cx: &mut Ctx<'_>, now: Time) {
+    pub(super) fn run_query_timers(&mut self, cx: &mut Ctx<'_>, now: Time) {
         while let Some(Reverse((t, _))) = self.queries.deadlines.peek() {
             if *t > now {
                 break;
