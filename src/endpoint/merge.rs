@@ -14,15 +14,12 @@
 //! busy for tens of seconds. Either way the user hears of it as an
 //! [`Event`].
 
-use std::cmp::Reverse;
-
 use compact_str::CompactString;
 
 use super::Endpoint;
 use crate::event::{Event, MemberState};
 use crate::hash::name_hash;
 use crate::membership::state::{MemberId, MemberRecord};
-use crate::membership::suspicion::{suspicion_timeout, SuspicionTimer};
 use crate::wire::{self, Message, WireState};
 use crate::Time;
 
@@ -85,7 +82,7 @@ impl Endpoint {
                 r.state_since = now;
             }
         });
-        self.suspicions.remove(&id);
+        self.suspicions.end(id);
         if matches!(old_state, MemberState::Dead | MemberState::Left) {
             // Forgotten-but-retained members left the probe order when they
             // failed; put them back.
@@ -135,13 +132,7 @@ impl Endpoint {
                 self.suspect_anew(now, id, name, incarnation, from);
             }
             MemberState::Suspect => {
-                let confirmed = self
-                    .suspicions
-                    .get_mut(&id)
-                    .is_some_and(|t| t.confirm(from));
-                if confirmed {
-                    let deadline = self.suspicions[&id].deadline();
-                    self.suspicion_deadlines.push(Reverse((deadline, id)));
+                if self.suspicions.confirm(id, from) {
                     let msg = Message::Suspect(wire::Suspect {
                         name,
                         incarnation,
@@ -165,7 +156,8 @@ impl Endpoint {
             r.state_since = now;
         });
         self.out.stats.suspicions += 1;
-        self.start_suspicion(now, id, from);
+        let live = self.members.live_count();
+        self.suspicions.start(&self.config, live, now, id, from);
         self.cx().broadcast(
             name,
             &Message::Suspect(wire::Suspect {
@@ -176,44 +168,9 @@ impl Endpoint {
         );
     }
 
-    fn start_suspicion(&mut self, now: Time, id: MemberId, from: &str) {
-        let n = self.members.live_count();
-        let min = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
-        let (k, max) = if self.config.lifeguard {
-            // memberlist: expect mult − 2 confirmations, none in tiny clusters.
-            let k = self.config.suspicion_mult.saturating_sub(2);
-            let k = if n.saturating_sub(2) < k as usize {
-                0
-            } else {
-                k
-            };
-            (k, min * self.config.suspicion_max_timeout_mult)
-        } else {
-            (0, min)
-        };
-        let timer = SuspicionTimer::new(now, from, k, min, max);
-        self.suspicion_deadlines
-            .push(Reverse((timer.deadline(), id)));
-        self.suspicions.insert(id, timer);
-    }
-
     /// Declares dead every suspect whose timer ran out.
     pub(super) fn expire_suspicions(&mut self, now: Time) {
-        while let Some(&Reverse((t, id))) = self.suspicion_deadlines.peek() {
-            if t > now {
-                break;
-            }
-            self.suspicion_deadlines.pop();
-            // Entries go stale when a timer shrinks or ends; the map is the
-            // truth.
-            let due = self
-                .suspicions
-                .get(&id)
-                .is_some_and(|timer| timer.deadline() <= now);
-            if !due {
-                continue;
-            }
-            self.suspicions.remove(&id);
+        while let Some(id) = self.suspicions.pop_expired(now) {
             let rec = self.members.rec(id);
             let (name, incarnation) = (rec.name.clone(), rec.incarnation);
             self.out.stats.deaths_declared += 1;
@@ -263,7 +220,7 @@ impl Endpoint {
             r.state = state;
             r.state_since = now;
         });
-        self.suspicions.remove(&id);
+        self.suspicions.end(id);
         if was_live {
             self.gone.push(id);
         }

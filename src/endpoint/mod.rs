@@ -28,8 +28,7 @@ mod probe;
 mod sync;
 mod timers;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use compact_str::CompactString;
@@ -48,7 +47,7 @@ use crate::membership::awareness::Awareness;
 use crate::membership::detector::Detectors;
 pub use crate::membership::state::MemberCounts;
 use crate::membership::state::{MemberId, MemberRecord, MemberTable};
-use crate::membership::suspicion::SuspicionTimer;
+use crate::membership::suspicion::Suspicions;
 use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Header, Message};
 use crate::Time;
@@ -79,9 +78,8 @@ pub struct Endpoint {
     relays: FixedMap<u32, probe::Relay>,
     relay_deadlines: VecDeque<(Time, u32)>,
 
-    // Suspicion (merge.rs).
-    suspicions: FixedMap<MemberId, SuspicionTimer>,
-    suspicion_deadlines: BinaryHeap<Reverse<(Time, MemberId)>>,
+    /// Running suspicions and their timers (started in merge.rs).
+    suspicions: Suspicions,
 
     // Dissemination.
     next_gossip: Time,
@@ -164,8 +162,7 @@ impl Endpoint {
             next_seq,
             relays: fixed_map(rng.random()),
             relay_deadlines: VecDeque::new(),
-            suspicions: fixed_map(rng.random()),
-            suspicion_deadlines: BinaryHeap::new(),
+            suspicions: Suspicions::new(rng.random()),
             next_gossip,
             joining: None,
             out_of_sync: None,

@@ -295,7 +295,7 @@ impl Endpoint {
                 self.gone.swap_remove(i);
                 if expired {
                     self.remove_from_probe_order(id);
-                    self.suspicions.remove(&id);
+                    self.suspicions.end(id);
                     self.kv.forget(&self.members.rec(id).name);
                     self.phi.forget(id);
                     self.members.remove(id);

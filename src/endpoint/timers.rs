@@ -3,8 +3,6 @@
 //! feature's, which it exposes as `next_deadline` and runs in
 //! `run_timers`.
 
-use std::cmp::Reverse;
-
 use super::Endpoint;
 use crate::Time;
 
@@ -67,7 +65,7 @@ impl Endpoint {
             next.consider((!self.gone.is_empty()).then_some(self.next_reconnect));
         }
         next.consider(self.relay_deadlines.front().map(|(t, _)| *t));
-        next.consider(self.suspicion_deadlines.peek().map(|Reverse((t, _))| *t));
+        next.consider(self.suspicions.next_deadline());
         let gossip = !self.out.queue.is_empty()
             || self.kv.wants_gossip(self.clock.latest())
             || self.bus.wants_gossip();
