@@ -11,10 +11,13 @@
 //! The endpoint keeps the member table and SWIM, and routes everything
 //! else: `dispatch` hands each decoded message to its owner, `timers` runs
 //! the due timers and merges every feature's next deadline, `clock` is
-//! where time enters. SWIM itself is `probe` (the failure detector),
-//! `merge` (precedence rules, refutation, suspicion timers) and `sync`
-//! (join, anti-entropy, reconnection, forgetting); `admission` is the gate
-//! (allow-list, keyring, unsealing). Key/value replication is
+//! where time enters. SWIM itself is `probe` (the failure detector, with
+//! phi's veto from `membership/detector.rs`), `merge` (precedence rules,
+//! refutation; the suspicion timers are `membership/suspicion.rs`) and
+//! `sync` (join, anti-entropy, reconnection, forgetting); `admission` is
+//! the gate (allow-list, keyring, unsealing). Every feature sends through
+//! the shared context (`context.rs`: datagram budget, sealing, the
+//! dissemination queue, events, counters). Key/value replication is
 //! [`crate::kv`], the event bus [`crate::bus`]; `kv` and `bus` here are
 //! only their public calls on the endpoint.
 
