@@ -7,26 +7,12 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::security::{Cidr, SecretKey, SEAL_OVERHEAD};
+use crate::security::{Cidr, SecretKey};
+use crate::wire::budget::{BUS_ITEM_OVERHEAD, KV_ENTRY_OVERHEAD};
 use crate::wire::{
-    HEADER_LEN, MAX_BUS_FANOUT, MAX_DATAGRAM, MAX_EVENT_NAME_LEN, MAX_KEY_LEN, MAX_META_LEN,
-    MAX_NAME_LEN, MAX_SYNC_BUCKETS, MIN_DATAGRAM,
+    MAX_BUS_FANOUT, MAX_DATAGRAM, MAX_EVENT_NAME_LEN, MAX_KEY_LEN, MAX_META_LEN, MAX_NAME_LEN,
+    MAX_SYNC_BUCKETS, MIN_DATAGRAM,
 };
-
-/// Bytes a key/value entry of this node takes besides its key, value and
-/// the node's name, at most: the datagram header, encryption's overhead
-/// (reserved whether or not keys are set, so turning encryption on never
-/// makes a stored value unsendable), the tag, four varint integers of up to
-/// 9 bytes, three length prefixes and the tombstone flag.
-pub(crate) const KV_ENTRY_OVERHEAD: usize = HEADER_LEN + SEAL_OVERHEAD + 1 + 4 * 9 + 3 * 3 + 1;
-
-/// Bytes a bus item of this node takes besides its name, payload and the
-/// node's name, at most: the datagram header and encryption's overhead (as
-/// for key/value entries), the push marker (2), the tag, the head's four
-/// varint integers of up to 9 bytes, a query's address (19 with its
-/// length) and empty filter (1), three length prefixes and a flag.
-pub(crate) const BUS_ITEM_OVERHEAD: usize =
-    HEADER_LEN + SEAL_OVERHEAD + 2 + 1 + 4 * 9 + 19 + 1 + 3 * 3 + 1;
 
 /// Everything an [`Endpoint`](crate::Endpoint) needs to know before it
 /// starts. Build one from a preset and change fields; [`Config::validate`]

@@ -25,8 +25,10 @@
 mod broadcast;
 pub mod bus;
 mod config;
+mod context;
 mod endpoint;
 mod event;
+mod hash;
 pub mod kv;
 mod membership;
 pub mod runtime;
@@ -38,7 +40,7 @@ pub mod wire;
 
 pub use bus::{BusError, EventId, QueryFilter, QueryId};
 pub use config::{Config, ConfigError};
-pub use endpoint::{Endpoint, Transmit};
+pub use endpoint::{Endpoint, MemberCounts, PacketError, Refusal, Transmit};
 pub use event::{Event, EventKind, Member, MemberState};
 pub use kv::{KeyPattern, KeyValue, KvError};
 pub use membership::phi;

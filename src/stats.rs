@@ -4,9 +4,11 @@ use std::collections::BTreeMap;
 
 use crate::wire::MessageKind;
 
-/// Per-message-kind counters, indexed by wire tag.
+/// Per-message-kind counters: read one by kind ([`PerKind::get`]) or by
+/// its name ([`PerKind::by_name`], the names of
+/// [`MessageKind::name`]), or all that are not zero.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct PerKind(pub [u64; MessageKind::ALL.len()]);
+pub struct PerKind([u64; MessageKind::ALL.len()]);
 
 impl PerKind {
     /// Adds `n` to `kind`'s counter.
@@ -17,6 +19,15 @@ impl PerKind {
     /// The counter of `kind`.
     pub fn get(&self, kind: MessageKind) -> u64 {
         self.0[kind as usize]
+    }
+
+    /// The counter of the kind named `name` (`"ping"`, `"kv_entry"`…), or
+    /// `None` if no kind has that name.
+    pub fn by_name(&self, name: &str) -> Option<u64> {
+        MessageKind::ALL
+            .iter()
+            .find(|k| k.name() == name)
+            .map(|k| self.get(*k))
     }
 
     /// Non-zero counters with their kinds' names.
@@ -105,5 +116,23 @@ impl Stats {
     /// Drops counted for `reason`.
     pub fn drops_for(&self, reason: &str) -> u64 {
         self.drops.get(reason).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_kind_counters_read_by_kind_and_by_name() {
+        let mut c = PerKind::default();
+        c.add(MessageKind::Ping, 2);
+        c.add(MessageKind::KvEntry, 5);
+        assert_eq!(c.get(MessageKind::Ping), 2);
+        assert_eq!(c.by_name("ping"), Some(2));
+        assert_eq!(c.by_name(MessageKind::KvEntry.name()), Some(5));
+        assert_eq!(c.by_name("ack"), Some(0));
+        assert_eq!(c.by_name("no_such_kind"), None);
+        assert_eq!(c.nonzero().count(), 2);
     }
 }

@@ -48,6 +48,12 @@ impl Time {
         self.0
     }
 
+    /// Whole milliseconds since the origin: the unit bus items, key
+    /// expiries and seal stamps travel in.
+    pub const fn as_millis(self) -> u64 {
+        self.0 / 1_000_000
+    }
+
     /// Seconds since the origin, as a float (for reports).
     pub fn as_secs_f64(self) -> f64 {
         self.0 as f64 / 1e9

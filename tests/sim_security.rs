@@ -12,7 +12,7 @@ use std::time::Duration;
 use vinery::security::{Cidr, SecretKey};
 use vinery::sim::{NetworkConfig, NodeId, Sim};
 use vinery::wire::{self, Bytes, ClusterTag, DatagramBuilder, Header, Message};
-use vinery::{Config, Endpoint, Event, MemberState, Time};
+use vinery::{Config, Endpoint, Event, MemberState, PacketError, Refusal, Time};
 
 const N: usize = 100;
 const STEP: Duration = Duration::from_millis(100);
@@ -276,7 +276,7 @@ fn replayed_datagrams_change_nothing_and_old_ones_are_refused() {
     for d in &captured {
         assert_eq!(
             b.handle_packet(now, a.addr(), d),
-            Err(wire::WireError::StaleTimestamp)
+            Err(PacketError::Refused(Refusal::StaleTimestamp))
         );
     }
     assert_eq!(snapshot(&b), before);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use vinery::security::{open_datagram, seal_datagram, Keyring, SecretKey, SEAL_OVERHEAD};
 use vinery::wire::{ClusterTag, Datagram, Header, WireError, FLAG_ENCRYPTED, HEADER_LEN};
-use vinery::{Config, Endpoint, MemberState, Time};
+use vinery::{Config, Endpoint, MemberState, PacketError, Refusal, Time};
 
 use crate::checks::{
     endpoint_addr, endpoint_config, peer_addr, setup_datagram, Snapshot, ENDPOINT_SEED,
@@ -109,7 +109,7 @@ fn drain(ep: &mut Endpoint) {
 /// cannot open) with nothing changed. Then the bytes as messages, sealed
 /// under its key: accepted exactly when a plain decoder accepts them, and
 /// if accepted, its timers run and every output checks out.
-pub fn check_keyed(data: &[u8]) -> Result<(), WireError> {
+pub fn check_keyed(data: &[u8]) -> Result<(), PacketError> {
     let (mut ep, now) = keyed_endpoint();
     let before = Snapshot::of(&ep);
     let raw = ep.handle_packet(now, peer_addr(0), data);
@@ -129,7 +129,11 @@ pub fn check_keyed(data: &[u8]) -> Result<(), WireError> {
     let expected = Datagram::parse(&plain, ClusterTag::from_name(&config.cluster_name))
         .and_then(|d| d.decode_all(&mut Vec::new()));
     let result = ep.handle_packet(now, peer_addr(0), &seal(&plain, now));
-    assert_eq!(result, expected, "keyed endpoint and decoder disagree");
+    assert_eq!(
+        result,
+        expected.map_err(PacketError::Wire),
+        "keyed endpoint and decoder disagree"
+    );
     if result.is_err() {
         assert_eq!(Snapshot::of(&ep), before);
         return result;
@@ -144,7 +148,7 @@ pub fn check_keyed(data: &[u8]) -> Result<(), WireError> {
     let before = Snapshot::of(&ep);
     assert_eq!(
         ep.handle_packet(late, peer_addr(0), &seal(&plain, now)),
-        Err(WireError::StaleTimestamp)
+        Err(PacketError::Refused(Refusal::StaleTimestamp))
     );
     assert_eq!(Snapshot::of(&ep).members, before.members);
     result

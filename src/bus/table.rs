@@ -10,7 +10,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use compact_str::CompactString;
 use hashbrown::HashMap;
 
-use crate::membership::state::{mix64, name_hash};
+use crate::hash::{mix64, name_hash};
 use crate::wire::{MessageKind, BUS_BUCKETS};
 
 /// The 64-bit id of the item `seq` of `origin`: what digests and pulls

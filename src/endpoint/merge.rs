@@ -12,16 +12,14 @@
 //! are not, because anti-entropy already spreads them pair by pair, and
 //! re-gossiping a whole membership after a mass join would keep every queue
 //! busy for tens of seconds. Either way the user hears of it as an
-//! [`Event`](crate::Event).
-
-use std::cmp::Reverse;
+//! [`Event`].
 
 use compact_str::CompactString;
 
 use super::Endpoint;
 use crate::event::{Event, MemberState};
-use crate::membership::state::{name_hash, MemberId, MemberRecord};
-use crate::membership::suspicion::{suspicion_timeout, SuspicionTimer};
+use crate::hash::name_hash;
+use crate::membership::state::{MemberId, MemberRecord};
 use crate::wire::{self, Message, WireState};
 use crate::Time;
 
@@ -48,7 +46,7 @@ impl Endpoint {
         }
         let Some(id) = self.members.find(a.name) else {
             if self.members.len() >= self.config.max_members {
-                self.stats.drop("member_limit");
+                self.out.stats.drop("member_limit");
                 return;
             }
             let id = self.members.insert(MemberRecord {
@@ -62,9 +60,9 @@ impl Endpoint {
             });
             self.add_to_probe_order(id);
             if via == Via::Gossip {
-                self.broadcast(a.name, &Message::Alive(a));
+                self.cx().broadcast(a.name, &Message::Alive(a));
             }
-            self.emit(Event::MemberJoined, id);
+            self.cx().member_event(Event::MemberJoined, id);
             return;
         };
         let rec = self.members.rec(id);
@@ -84,7 +82,7 @@ impl Endpoint {
                 r.state_since = now;
             }
         });
-        self.suspicions.remove(&id);
+        self.suspicions.end(id);
         if matches!(old_state, MemberState::Dead | MemberState::Left) {
             // Forgotten-but-retained members left the probe order when they
             // failed; put them back.
@@ -92,13 +90,15 @@ impl Endpoint {
             self.add_to_probe_order(id);
         }
         if via == Via::Gossip {
-            self.broadcast(a.name, &Message::Alive(a));
+            self.cx().broadcast(a.name, &Message::Alive(a));
         }
         match old_state {
-            MemberState::Alive if changed => self.emit(Event::MemberUpdated, id),
+            MemberState::Alive if changed => self.cx().member_event(Event::MemberUpdated, id),
             MemberState::Alive => {}
-            MemberState::Suspect | MemberState::Dead => self.emit(Event::MemberRecovered, id),
-            MemberState::Left => self.emit(Event::MemberJoined, id),
+            MemberState::Suspect | MemberState::Dead => {
+                self.cx().member_event(Event::MemberRecovered, id)
+            }
+            MemberState::Left => self.cx().member_event(Event::MemberJoined, id),
         }
     }
 
@@ -132,24 +132,18 @@ impl Endpoint {
                 self.suspect_anew(now, id, name, incarnation, from);
             }
             MemberState::Suspect => {
-                let confirmed = self
-                    .suspicions
-                    .get_mut(&id)
-                    .is_some_and(|t| t.confirm(from));
-                if confirmed {
-                    let deadline = self.suspicions[&id].deadline();
-                    self.suspicion_deadlines.push(Reverse((deadline, id)));
+                if self.suspicions.confirm(id, from) {
                     let msg = Message::Suspect(wire::Suspect {
                         name,
                         incarnation,
                         from,
                     });
-                    self.broadcast(name, &msg);
+                    self.cx().broadcast(name, &msg);
                 }
             }
             MemberState::Alive => {
                 self.suspect_anew(now, id, name, incarnation, from);
-                self.emit(Event::MemberSuspect, id);
+                self.cx().member_event(Event::MemberSuspect, id);
             }
         }
     }
@@ -161,9 +155,10 @@ impl Endpoint {
             r.state = MemberState::Suspect;
             r.state_since = now;
         });
-        self.stats.suspicions += 1;
-        self.start_suspicion(now, id, from);
-        self.broadcast(
+        self.out.stats.suspicions += 1;
+        let live = self.members.live_count();
+        self.suspicions.start(&self.config, live, now, id, from);
+        self.cx().broadcast(
             name,
             &Message::Suspect(wire::Suspect {
                 name,
@@ -173,47 +168,12 @@ impl Endpoint {
         );
     }
 
-    fn start_suspicion(&mut self, now: Time, id: MemberId, from: &str) {
-        let n = self.members.live_count();
-        let min = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
-        let (k, max) = if self.config.lifeguard {
-            // memberlist: expect mult − 2 confirmations, none in tiny clusters.
-            let k = self.config.suspicion_mult.saturating_sub(2);
-            let k = if n.saturating_sub(2) < k as usize {
-                0
-            } else {
-                k
-            };
-            (k, min * self.config.suspicion_max_timeout_mult)
-        } else {
-            (0, min)
-        };
-        let timer = SuspicionTimer::new(now, from, k, min, max);
-        self.suspicion_deadlines
-            .push(Reverse((timer.deadline(), id)));
-        self.suspicions.insert(id, timer);
-    }
-
     /// Declares dead every suspect whose timer ran out.
     pub(super) fn expire_suspicions(&mut self, now: Time) {
-        while let Some(&Reverse((t, id))) = self.suspicion_deadlines.peek() {
-            if t > now {
-                break;
-            }
-            self.suspicion_deadlines.pop();
-            // Entries go stale when a timer shrinks or ends; the map is the
-            // truth.
-            let due = self
-                .suspicions
-                .get(&id)
-                .is_some_and(|timer| timer.deadline() <= now);
-            if !due {
-                continue;
-            }
-            self.suspicions.remove(&id);
+        while let Some(id) = self.suspicions.pop_expired(now) {
             let rec = self.members.rec(id);
             let (name, incarnation) = (rec.name.clone(), rec.incarnation);
-            self.stats.deaths_declared += 1;
+            self.out.stats.deaths_declared += 1;
             let me = self.config.name.clone();
             self.apply_dead(now, &name, incarnation, &me);
         }
@@ -227,7 +187,7 @@ impl Endpoint {
             return;
         }
         self.set_gone(now, id, incarnation, MemberState::Dead);
-        self.broadcast(
+        self.cx().broadcast(
             name,
             &Message::Dead(wire::Dead {
                 name,
@@ -235,7 +195,7 @@ impl Endpoint {
                 from,
             }),
         );
-        self.emit(Event::MemberFailed, id);
+        self.cx().member_event(Event::MemberFailed, id);
     }
 
     pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32, via: Via) {
@@ -247,9 +207,10 @@ impl Endpoint {
         }
         self.set_gone(now, id, incarnation, MemberState::Left);
         if via == Via::Gossip {
-            self.broadcast(name, &Message::Left(wire::Left { name, incarnation }));
+            self.cx()
+                .broadcast(name, &Message::Left(wire::Left { name, incarnation }));
         }
-        self.emit(Event::MemberLeft, id);
+        self.cx().member_event(Event::MemberLeft, id);
     }
 
     fn set_gone(&mut self, now: Time, id: MemberId, incarnation: u32, state: MemberState) {
@@ -259,7 +220,7 @@ impl Endpoint {
             r.state = state;
             r.state_since = now;
         });
-        self.suspicions.remove(&id);
+        self.suspicions.end(id);
         if was_live {
             self.gone.push(id);
         }
@@ -275,7 +236,7 @@ impl Endpoint {
             .saturating_add(1);
         self.members
             .update(self.me, |r| r.incarnation = incarnation);
-        self.stats.refutations += 1;
+        self.out.stats.refutations += 1;
         if self.config.lifeguard {
             // Being suspected is a sign our own packets are late or lost.
             self.awareness.apply(1);
@@ -298,7 +259,7 @@ impl Endpoint {
             incarnation,
             meta: wire::Bytes(&meta),
         };
-        self.broadcast(&name, &Message::Alive(alive));
+        self.cx().broadcast(&name, &Message::Alive(alive));
     }
 
     /// Merges one full-state entry from a join reply or a sync, as a claim

@@ -8,62 +8,65 @@
 //! only randomness is a generator seeded at construction, so a run is a pure
 //! function of its inputs.
 //!
-//! The concerns live in submodules: `probe` (SWIM's failure detector),
-//! `merge` (precedence rules, refutation, suspicion timers), `sync` (join,
-//! anti-entropy, reconnection, forgetting), `kv` (replicated state),
-//! `bus`, `query` and `election` (the event bus).
+//! The endpoint keeps the member table and SWIM, and routes everything
+//! else: `dispatch` hands each decoded message to its owner, `timers` runs
+//! the due timers and merges every feature's next deadline, `clock` is
+//! where time enters. SWIM itself is `probe` (the failure detector, with
+//! phi's veto from `membership/detector.rs`), `merge` (precedence rules,
+//! refutation; the suspicion timers are `membership/suspicion.rs`) and
+//! `sync` (join, anti-entropy, reconnection, forgetting); `admission` is
+//! the gate (allow-list, keyring, unsealing). Every feature sends through
+//! the shared context (`context.rs`: datagram budget, sealing, the
+//! dissemination queue, events, counters). Key/value replication is
+//! [`crate::kv`], the event bus [`crate::bus`]; `kv` and `bus` here are
+//! only their public calls on the endpoint.
 
+mod admission;
 mod bus;
-mod election;
+mod clock;
+mod dispatch;
 mod kv;
 mod merge;
 mod probe;
-mod query;
-mod secure;
 mod sync;
+mod timers;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 
 use compact_str::CompactString;
-use hashbrown::HashMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use crate::broadcast::{retransmit_limit, BroadcastQueue};
+use crate::broadcast::BroadcastQueue;
+use crate::bus::BusState;
 use crate::config::{Config, ConfigError};
+pub use crate::context::Transmit;
+use crate::context::{Ctx, Outbox};
 use crate::event::{Event, Member, MemberState};
+use crate::hash::{fixed_map, name_hash, FixedMap};
+use crate::kv::KvState;
 use crate::membership::awareness::Awareness;
-use crate::membership::state::{name_hash, MemberId, MemberRecord, MemberTable};
-use crate::membership::suspicion::SuspicionTimer;
+use crate::membership::detector::Detectors;
+pub use crate::membership::state::MemberCounts;
+use crate::membership::state::{MemberId, MemberRecord, MemberTable};
+use crate::membership::suspicion::Suspicions;
 use crate::stats::Stats;
-use crate::wire::{self, ClusterTag, Datagram, DatagramBuilder, Header, Message, WireError};
+use crate::wire::{self, ClusterTag, Header, Message};
 use crate::Time;
-use merge::Via;
-
-/// A datagram the endpoint wants sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// Destination.
-    pub to: SocketAddr,
-    /// The whole UDP payload (header included).
-    pub data: Vec<u8>,
-}
-
-type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+pub use admission::{PacketError, Refusal};
 
 /// One member of a cluster, as a sans-IO state machine. See the module docs.
 pub struct Endpoint {
     config: Config,
     cluster: ClusterTag,
-    header: Header,
     addr: SocketAddr,
     me: MemberId,
     rng: SmallRng,
     members: MemberTable,
     awareness: Awareness,
-    queue: BroadcastQueue,
+    /// Phi-accrual detectors: their veto can spare a failed probe.
+    phi: Detectors,
 
     // Probing (probe.rs).
     probe_order: Vec<MemberId>,
@@ -78,9 +81,8 @@ pub struct Endpoint {
     relays: FixedMap<u32, probe::Relay>,
     relay_deadlines: VecDeque<(Time, u32)>,
 
-    // Suspicion (merge.rs).
-    suspicions: FixedMap<MemberId, SuspicionTimer>,
-    suspicion_deadlines: BinaryHeap<Reverse<(Time, MemberId)>>,
+    /// Running suspicions and their timers (started in merge.rs).
+    suspicions: Suspicions,
 
     // Dissemination.
     next_gossip: Time,
@@ -95,35 +97,17 @@ pub struct Endpoint {
     gone: Vec<MemberId>,
     next_reconnect: Time,
 
-    // Replicated key/value state and phi detectors (kv.rs).
-    kv: kv::KvState,
-    // Allow-list, keyring and sealing (secure.rs).
-    gate: secure::Gate,
-    // Event bus, queries and elections (bus.rs, query.rs, election.rs).
-    bus: bus::BusState,
-
-    /// Whether a time was seen yet (first deadlines count from it).
-    clock_started: bool,
+    /// Replicated key/value state.
+    kv: KvState,
+    /// The event bus, queries and elections.
+    bus: BusState,
+    /// Allow-list and keyring (admission.rs).
+    gate: admission::Gate,
+    /// The latest time given (clock.rs).
+    clock: clock::Clock,
     left: bool,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
-    stats: Stats,
-}
-
-/// Work a datagram asks for that must wait until all its messages are
-/// merged, so answers carry the state they produced.
-#[derive(Default)]
-struct AfterPacket {
-    ack: Option<u32>,
-    peer_hash: Option<wire::StateHash>,
-    join_reply: Option<CompactString>,
-    push: Option<u64>,
-    /// Whose claims the full-state entries of this datagram are.
-    entries_from: Option<CompactString>,
-    /// A key/value digest to answer, with its lines.
-    kv_pull: Option<wire::KvPull>,
-    kv_digests: Vec<(CompactString, u64, u64)>,
-    bus: bus::AfterBus,
+    /// Datagrams, events and counters on their way out.
+    out: Outbox,
 }
 
 impl Endpoint {
@@ -144,31 +128,34 @@ impl Endpoint {
         });
         let cluster = ClusterTag::from_name(&config.cluster_name);
         // Spread first deadlines over one period so nodes started together
-        // do not probe and gossip in lockstep.
+        // do not probe and gossip in lockstep (they count from the first
+        // time given: see clock.rs).
         let next_probe = Time::ZERO + config.probe_interval.mul_f64(rng.random::<f64>());
         let next_gossip = Time::ZERO + config.gossip_interval.mul_f64(rng.random::<f64>());
         let next_reconnect = Time::ZERO + config.reconnect_interval.mul_f64(rng.random::<f64>());
         let queue = BroadcastQueue::new(rng.random());
-        let kv = kv::KvState::new(
-            [rng.random(), rng.random(), rng.random()],
+        let (store_seed, phi_seed, cursor_seed) = (rng.random(), rng.random(), rng.random());
+        let kv = KvState::new(
+            store_seed,
+            cursor_seed,
             config.kv_push_rate,
+            config.kv_tombstone_grace,
         );
-        let gate = secure::Gate::new(&config.keys, rng.random(), rng.random(), rng.random());
+        let (gate, sealer) = admission::Gate::new(&config.keys, &mut rng);
         let next_seq: u32 = rng.random();
         // Seeded from a draw made anyway, so adding the bus changed no
         // other random choice (and no simulation result).
-        let bus = bus::BusState::new(u64::from(next_seq) ^ 0x6275_735f_7365_6564);
+        let bus = BusState::new(u64::from(next_seq) ^ 0x6275_735f_7365_6564);
         Ok(Endpoint {
             bus,
             kv,
+            phi: Detectors::new(phi_seed),
             gate,
             awareness: Awareness::new(config.awareness_max_multiplier),
             cluster,
-            header: Header::new(cluster),
             addr,
             me,
             members,
-            queue,
             probe_order: Vec::new(),
             probe_pos: 0,
             probe: None,
@@ -176,10 +163,9 @@ impl Endpoint {
             reprobe: None,
             next_probe,
             next_seq,
-            relays: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(rng.random())),
+            relays: fixed_map(rng.random()),
             relay_deadlines: VecDeque::new(),
-            suspicions: FixedMap::with_hasher(foldhash::fast::FixedState::with_seed(rng.random())),
-            suspicion_deadlines: BinaryHeap::new(),
+            suspicions: Suspicions::new(rng.random()),
             next_gossip,
             joining: None,
             out_of_sync: None,
@@ -189,11 +175,9 @@ impl Endpoint {
             answered: VecDeque::new(),
             gone: Vec::new(),
             next_reconnect,
-            clock_started: false,
+            clock: clock::Clock::default(),
             left: false,
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            stats: Stats::default(),
+            out: Outbox::new(Header::new(cluster), sealer, queue),
             rng,
             config,
         })
@@ -245,6 +229,12 @@ impl Endpoint {
         self.members.len()
     }
 
+    /// Members known in each state, this node included: kept as members
+    /// change, so reading it costs nothing.
+    pub fn member_counts(&self) -> MemberCounts {
+        self.members.counts()
+    }
+
     /// The 32-bit membership hash carried on probes; two nodes with the same
     /// live members at the same incarnations have the same hash.
     pub fn membership_hash(&self) -> u32 {
@@ -257,9 +247,17 @@ impl Endpoint {
         self.awareness.score()
     }
 
+    /// The phi-accrual suspicion level of `member` at `now` (0 = just
+    /// heard from; the default threshold is 8), or `None` if this node has
+    /// no evidence of its life yet.
+    pub fn phi(&self, member: &str, now: Time) -> Option<f64> {
+        let id = self.members.find(member)?;
+        self.phi.phi(&self.config, id, now)
+    }
+
     /// Updates waiting to be piggybacked.
     pub fn pending_broadcasts(&self) -> usize {
-        self.queue.len()
+        self.out.queue.len()
     }
 
     /// Whether [`Endpoint::leave`] was called.
@@ -271,14 +269,14 @@ impl Endpoint {
     /// pings and acks: equal hashes mean nothing to exchange.
     pub fn state_hash(&self) -> [u8; 4] {
         let m = self.members.hash32();
-        let k = self.kv.store.hash32();
-        let b = self.bus_hash();
+        let k = self.kv.hash32();
+        let b = self.bus.hash32(self.clock.latest(), &self.config);
         std::array::from_fn(|i| m[i] ^ k[i] ^ b[i])
     }
 
     /// Counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        &self.out.stats
     }
 
     // ------------------------------------------------------------------
@@ -319,7 +317,7 @@ impl Endpoint {
             r.incarnation = r.incarnation.saturating_add(1);
         });
         self.broadcast_own_alive();
-        self.gossip(now);
+        self.cx().gossip(now);
         Ok(())
     }
 
@@ -332,7 +330,8 @@ impl Endpoint {
             return;
         }
         self.start_sync(now, peer);
-        self.send_pull(peer, true);
+        let (kv, _, mut cx) = self.split();
+        kv.send_pull(&mut cx, peer, true);
     }
 
     /// Leaves the cluster gracefully: broadcasts `Left` and stops probing.
@@ -351,247 +350,29 @@ impl Endpoint {
             r.state = MemberState::Left;
             r.state_since = now;
         });
-        let name = self.config.name.clone();
-        self.broadcast(
-            &name,
+        let mut cx = self.cx();
+        let config = cx.config;
+        cx.broadcast(
+            &config.name,
             &Message::Left(wire::Left {
-                name: &name,
+                name: &config.name,
                 incarnation,
             }),
         );
-        self.gossip(now);
+        cx.gossip(now);
     }
 
     // ------------------------------------------------------------------
     // Driving.
 
-    /// Handles one received datagram. A datagram is decoded whole before any
-    /// of it is applied: if any message is bad, the datagram is dropped,
-    /// counted under the error's name, and no state changes.
-    pub fn handle_packet(
-        &mut self,
-        now: Time,
-        from: SocketAddr,
-        bytes: &[u8],
-    ) -> Result<(), WireError> {
-        self.stats.packets_in += 1;
-        self.stats.bytes_in += bytes.len() as u64;
-        let plain = match self.admit(now, from, bytes) {
-            Ok(p) => p,
-            Err(e) => {
-                self.drop_datagram(now, from, e);
-                return Err(e);
-            }
-        };
-        let mut msgs = Vec::new();
-        let decoded = Datagram::parse(&plain, self.cluster).and_then(|d| d.decode_all(&mut msgs));
-        if let Err(e) = decoded {
-            self.drop_datagram(now, from, e);
-            return Err(e);
-        }
-        self.observe_time(now);
-        // Expiries due by now happen before what this datagram says: an
-        // owner's expiry tombstone arriving a moment before the replica's
-        // own timer must not hide the `KeyExpired` the replica owes.
-        self.run_kv_timers(now);
-        if self.left {
-            self.stats.drop("after_leave");
-            return Ok(());
-        }
-        let mut after = AfterPacket::default();
-        for msg in &msgs {
-            self.stats.messages_in.add(msg.kind(), 1);
-            self.dispatch(now, from, msg, &mut after);
-        }
-        self.finish_packet(from, after);
-        Ok(())
-    }
-
-    fn dispatch(
-        &mut self,
-        now: Time,
-        from: SocketAddr,
-        msg: &Message<'_>,
-        after: &mut AfterPacket,
-    ) {
-        match *msg {
-            Message::Ping(p) => {
-                if p.target == self.config.name {
-                    after.ack = Some(p.seq);
-                    after.peer_hash = Some(p.hash);
-                } else {
-                    self.stats.drop("misdirected_ping");
-                }
-            }
-            Message::PingReq(r) => self.handle_ping_req(now, from, r),
-            Message::Ack(a) => {
-                after.peer_hash = Some(a.hash);
-                self.handle_ack(now, a.seq);
-            }
-            Message::Nack(n) => self.handle_nack(now, n.seq),
-            Message::Alive(a) => self.apply_alive(now, a, Via::Gossip),
-            Message::Suspect(s) => self.apply_suspect(now, s.name, s.incarnation, s.from),
-            Message::Dead(d) => self.apply_dead(now, d.name, d.incarnation, d.from),
-            Message::Left(l) => self.apply_left(now, l.name, l.incarnation, Via::Gossip),
-            Message::Join(j) => {
-                self.apply_alive(now, j.member, Via::Gossip);
-                after.join_reply = Some(CompactString::from(j.member.name));
-            }
-            Message::JoinReply(r) => {
-                self.joining = None;
-                after.entries_from = Some(CompactString::from(r.from));
-            }
-            Message::SyncRequest(s) => self.answer_sync(from, s.id, s.from, s.buckets.0),
-            Message::SyncReply(r) => {
-                after.entries_from = Some(CompactString::from(r.from));
-                if let Some(mask) = self.sync_replied(from, r.id, r.mask) {
-                    after.push = Some(mask);
-                }
-            }
-            Message::Member(m) => {
-                if after.entries_from.is_none() {
-                    after.entries_from = Some(self.entries_sender(from));
-                }
-                let claimant = after.entries_from.clone().unwrap_or_default();
-                self.merge_entry(now, m, &claimant);
-            }
-            Message::KvEntry(e) => self.handle_kv_entry(now, &e),
-            Message::KvDigest(d) => {
-                self.handle_kv_digest(now, &d);
-                if after.kv_pull.is_some() {
-                    after.kv_digests.push((
-                        CompactString::from(d.node),
-                        d.generation,
-                        d.max_version,
-                    ));
-                }
-            }
-            Message::KvPull(p) => after.kv_pull = Some(p),
-            Message::KvReset(r) => self.handle_kv_reset(&r),
-            Message::UserEvent(_)
-            | Message::Query(_)
-            | Message::Election(_)
-            | Message::Vote(_)
-            | Message::QueryReply(_)
-            | Message::BusPush(_)
-            | Message::BusHave(_)
-            | Message::BusWant(_)
-            | Message::BusSync(_) => self.handle_bus(now, msg, &mut after.bus),
-        }
-    }
-
-    fn finish_packet(&mut self, from: SocketAddr, after: AfterPacket) {
-        self.finish_resets();
-        if let Some(seq) = after.ack {
-            let ack = Message::Ack(wire::Ack {
-                seq,
-                hash: self.state_hash(),
-            });
-            self.send(from, &[ack], true);
-        }
-        if let Some(name) = after.join_reply {
-            self.send_join_reply(from, &name);
-            self.list_bus_items(from);
-        }
-        if let Some(mask) = after.push {
-            self.send_entries(from, mask, None);
-        }
-        if let Some(pull) = after.kv_pull {
-            self.answer_pull(from, pull, &after.kv_digests);
-        }
-        self.finish_bus(from, after.bus);
-        if let Some(theirs) = after.peer_hash {
-            if theirs != self.state_hash() {
-                self.out_of_sync = Some(from);
-            }
-        }
-    }
-
-    /// Runs every timer that is due at `now`.
-    pub fn handle_timeout(&mut self, now: Time) {
-        self.run_kv_timers(now);
-        self.run_bus_timers(now);
-        if !self.left {
-            self.run_probe(now);
-        }
-        self.expire_relays(now);
-        // After probing: a failed probe can confirm a suspicion and pull its
-        // deadline into the past.
-        self.expire_suspicions(now);
-        if now >= self.next_gossip {
-            self.kv_gossip_tick(now);
-            self.bus_gossip_tick(now);
-            if !self.queue.is_empty() {
-                self.gossip(now);
-            }
-            self.next_gossip = now + self.config.gossip_interval;
-        }
-        if self.left {
-            return;
-        }
-        self.run_sync(now);
-        if let Some(j) = &self.joining {
-            if self.members.live_count() > 1 {
-                self.joining = None;
-            } else if now >= j.next_retry {
-                self.send_joins(now);
-            }
-        }
-        if now >= self.next_reconnect {
-            self.next_reconnect = now + self.config.reconnect_interval;
-            self.reap(now);
-            self.reconnect(now);
-        }
-    }
-
-    /// The next time [`Endpoint::handle_timeout`] has work, if any. A quiet
-    /// cluster asks only for its probe timer: gossip, sync and reconnect
-    /// timers are armed only while they have something to do.
-    pub fn poll_timeout(&self) -> Option<Time> {
-        let mut next: Option<Time> = None;
-        let mut consider = |t: Time| next = Some(next.map_or(t, |n: Time| n.min(t)));
-        if !self.left {
-            match &self.probe {
-                Some(p) if !p.acked && !p.indirect_sent => consider(p.timeout_at),
-                Some(p) => consider(p.deadline),
-                None => consider(self.next_probe),
-            }
-            if self.out_of_sync.is_some() {
-                consider(self.next_sync);
-            }
-            if let Some(j) = &self.joining {
-                consider(j.next_retry);
-            }
-            if !self.gone.is_empty() {
-                consider(self.next_reconnect);
-            }
-        }
-        if let Some((t, _)) = self.relay_deadlines.front() {
-            consider(*t);
-        }
-        if let Some(Reverse((t, _))) = self.suspicion_deadlines.peek() {
-            consider(*t);
-        }
-        if !self.queue.is_empty() || self.kv.wants_gossip(self.kv.now) || self.bus.wants_gossip() {
-            consider(self.next_gossip);
-        }
-        if let Some(t) = self.kv.next_timer() {
-            consider(t);
-        }
-        if let Some(t) = self.bus.next_timer() {
-            consider(t);
-        }
-        next
-    }
-
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.out.transmits.pop_front()
     }
 
     /// The next event.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.out.events.pop_front()
     }
 
     // ------------------------------------------------------------------
@@ -602,129 +383,43 @@ impl Endpoint {
         self.next_seq
     }
 
-    fn emit(&mut self, make: fn(Member) -> Event, id: MemberId) {
-        let member = self.members.rec(id).to_member();
-        self.events.push_back(make(member));
-    }
-
-    /// Queues an update about `subject` for dissemination.
-    fn broadcast(&mut self, subject: &str, msg: &Message<'_>) {
-        self.broadcast_encoded(subject, wire::encode_message(msg));
-    }
-
-    fn broadcast_encoded(&mut self, subject: &str, payload: Vec<u8>) {
-        let evicted = self
-            .queue
-            .push(subject, payload, self.config.max_queued_broadcasts);
-        for _ in 0..evicted {
-            self.stats.drop("broadcast_queue_full");
-        }
-    }
-
-    fn new_builder(&self) -> DatagramBuilder {
-        DatagramBuilder::new(self.header, self.message_budget())
-    }
-
-    /// Sends `msgs` to `to` in one datagram, topped up with pending updates
-    /// if `piggyback`.
-    fn send(&mut self, to: SocketAddr, msgs: &[Message<'_>], piggyback: bool) {
-        let mut b = self.new_builder();
-        for m in msgs {
-            let before = b.len();
-            if b.push(m).is_ok() {
-                self.count_out(m.kind(), b.len() - before);
-            }
-        }
-        if piggyback {
-            self.piggyback(&mut b);
-        }
-        self.emit_datagram(to, b);
-    }
-
-    fn piggyback(&mut self, b: &mut DatagramBuilder) {
-        if self.queue.is_empty() {
-            return;
-        }
-        let limit = retransmit_limit(self.config.retransmit_mult, self.members.live_count());
-        let filled = self.queue.fill(b, limit);
-        for (kind, bytes) in filled.bytes {
-            self.count_out(kind, bytes);
-        }
-    }
-
-    fn count_out(&mut self, kind: wire::MessageKind, bytes: usize) {
-        self.stats.messages_out.add(kind, 1);
-        self.stats.message_bytes_out.add(kind, bytes as u64);
-    }
-
-    fn emit_datagram(&mut self, to: SocketAddr, b: DatagramBuilder) {
-        if b.is_empty() {
-            return;
-        }
-        let data = self.seal(b.finish());
-        self.stats.packets_out += 1;
-        self.stats.bytes_out += data.len() as u64;
-        self.transmits.push_back(Transmit { to, data });
-    }
-
-    /// Up to `k` distinct members other than this node for which `eligible`
-    /// holds, chosen at random. Samples slots directly when the table is
-    /// large, so a gossip tick costs O(k), not O(n).
-    fn sample_members(
-        &mut self,
-        k: usize,
-        eligible: impl Fn(MemberId, &MemberRecord) -> bool,
-    ) -> Vec<MemberId> {
-        let mut chosen: Vec<MemberId> = Vec::with_capacity(k);
-        if k == 0 {
-            return chosen;
-        }
-        let bound = self.members.id_bound();
-        let ok = |id: MemberId, members: &MemberTable, me: MemberId| {
-            id != me && members.get(id).is_some_and(|r| eligible(id, r))
+    /// The key/value and bus states, and the context they work in.
+    fn split(&mut self) -> (&mut KvState, &mut BusState, Ctx<'_>) {
+        let Endpoint {
+            kv,
+            bus,
+            config,
+            members,
+            me,
+            addr,
+            left,
+            rng,
+            out,
+            clock,
+            ..
+        } = self;
+        let cx = Ctx {
+            now: clock.latest(),
+            config,
+            members,
+            me: *me,
+            addr: *addr,
+            left: *left,
+            rng,
+            out,
         };
-        if bound > 8 * k {
-            for _ in 0..8 * k {
-                let id = self.rng.random_range(0..bound) as MemberId;
-                if ok(id, &self.members, self.me) && !chosen.contains(&id) {
-                    chosen.push(id);
-                    if chosen.len() == k {
-                        return chosen;
-                    }
-                }
-            }
-        }
-        // Few members, or few eligible: scan, then pick at random.
-        let mut all: Vec<MemberId> = self
-            .members
-            .iter()
-            .map(|(id, _)| id)
-            .filter(|&id| ok(id, &self.members, self.me) && !chosen.contains(&id))
-            .collect();
-        while chosen.len() < k && !all.is_empty() {
-            let i = self.rng.random_range(0..all.len());
-            chosen.push(all.swap_remove(i));
-        }
-        chosen
+        (kv, bus, cx)
     }
 
-    /// A gossip tick: pending updates to `gossip_nodes` random members
-    /// (live ones, and recently failed ones so they can learn of it and
-    /// refute).
-    fn gossip(&mut self, now: Time) {
-        let to_dead = self.config.gossip_to_dead_time;
-        let targets = self.sample_members(self.config.gossip_nodes, |_, r| {
-            r.is_live()
-                || (r.state == MemberState::Dead && now.saturating_since(r.state_since) < to_dead)
-        });
-        for id in targets {
-            if self.queue.is_empty() {
-                break;
-            }
-            let to = self.members.rec(id).addr;
-            let mut b = self.new_builder();
-            self.piggyback(&mut b);
-            self.emit_datagram(to, b);
+    /// The shared context, for SWIM's own sending.
+    fn cx(&mut self) -> Ctx<'_> {
+        self.split().2
+    }
+
+    /// Evidence that `id` is alive, for its phi detector.
+    fn evidence(&mut self, id: MemberId, now: Time) {
+        if id != self.me {
+            self.phi.evidence(&self.config, id, now);
         }
     }
 }

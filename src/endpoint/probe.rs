@@ -136,7 +136,7 @@ impl Endpoint {
             rec.incarnation,
             rec.state == MemberState::Suspect,
         );
-        self.stats.probes += 1;
+        self.out.stats.probes += 1;
         let hash = self.state_hash();
         let ping = Message::Ping(wire::Ping {
             seq,
@@ -152,9 +152,9 @@ impl Endpoint {
                 incarnation,
                 from: &me,
             });
-            self.send(addr, &[buddy, ping], true);
+            self.cx().send(addr, &[buddy, ping], true);
         } else {
-            self.send(addr, &[ping], true);
+            self.cx().send(addr, &[ping], true);
         }
         if self.recent_probes.len() == RECENT_PROBES {
             self.recent_probes.pop_front();
@@ -179,9 +179,10 @@ impl Endpoint {
         let Some(target_addr) = self.members.get(target).map(|r| r.addr) else {
             return;
         };
-        let relays = self.sample_members(self.config.indirect_checks, |id, r| {
-            id != target && r.state == MemberState::Alive
-        });
+        let k = self.config.indirect_checks;
+        let relays = self
+            .cx()
+            .sample_members(k, |id, r| id != target && r.state == MemberState::Alive);
         let nack = self.config.lifeguard;
         for &id in &relays {
             let to = self.members.rec(id).addr;
@@ -191,9 +192,9 @@ impl Endpoint {
                 target_addr,
                 nack,
             });
-            self.send(to, &[req], true);
+            self.cx().send(to, &[req], true);
         }
-        self.stats.indirect_probes += 1;
+        self.out.stats.indirect_probes += 1;
         if let Some(p) = &mut self.probe {
             p.indirect_sent = true;
             p.expected_nacks = if nack { relays.len() as u32 } else { 0 };
@@ -201,7 +202,7 @@ impl Endpoint {
     }
 
     fn probe_failed(&mut self, now: Time, p: Probe) {
-        self.stats.failed_probes += 1;
+        self.out.stats.failed_probes += 1;
         if self.config.lifeguard {
             // Missing nacks mean our own packets are not getting through;
             // with nobody to ask, any failure counts against us.
@@ -219,11 +220,11 @@ impl Endpoint {
             return;
         }
         let incarnation = rec.incarnation;
-        if rec.state == MemberState::Alive && self.phi_vetoes(p.target, now) {
+        if rec.state == MemberState::Alive && self.phi.vetoes(&self.config, p.target, now) {
             // Evidence of life keeps arriving on its usual rhythm: more
             // likely lost packets than a failure. Probe it again next
             // interval instead of raising a suspicion now.
-            self.stats.suspicions_vetoed += 1;
+            self.out.stats.suspicions_vetoed += 1;
             self.reprobe = Some(p.target);
             return;
         }
@@ -249,7 +250,7 @@ impl Endpoint {
         }
         if let Some(relay) = self.relays.remove(&seq) {
             let hash = self.state_hash();
-            self.send(
+            self.cx().send(
                 relay.requester,
                 &[Message::Ack(wire::Ack {
                     seq: relay.seq,
@@ -259,7 +260,7 @@ impl Endpoint {
             );
             return;
         }
-        self.stats.drop("unexpected_ack");
+        self.out.stats.drop("unexpected_ack");
     }
 
     pub(super) fn handle_nack(&mut self, now: Time, seq: u32) {
@@ -270,18 +271,18 @@ impl Endpoint {
                     self.run_probe(now);
                 }
             }
-            _ => self.stats.drop("unexpected_nack"),
+            _ => self.out.stats.drop("unexpected_nack"),
         }
     }
 
     pub(super) fn handle_ping_req(&mut self, now: Time, from: SocketAddr, r: wire::PingReq<'_>) {
         if self.relays.len() >= self.config.max_pending_relays {
-            self.stats.drop("relay_limit");
+            self.out.stats.drop("relay_limit");
             return;
         }
         let relay_seq = self.next_seq();
         let hash = self.state_hash();
-        self.send(
+        self.cx().send(
             r.target_addr,
             &[Message::Ping(wire::Ping {
                 seq: relay_seq,
@@ -314,7 +315,7 @@ impl Endpoint {
             self.relay_deadlines.pop_front();
             if let Some(relay) = self.relays.remove(&seq) {
                 if relay.nack {
-                    self.send(
+                    self.cx().send(
                         relay.requester,
                         &[Message::Nack(wire::Nack { seq: relay.seq })],
                         false,

@@ -24,7 +24,7 @@ use compact_str::CompactString;
 use super::Endpoint;
 use crate::event::MemberState;
 use crate::membership::state::{all_buckets, MemberId, MemberRecord};
-use crate::wire::{self, DatagramBuilder, Message, WireState};
+use crate::wire::{self, Message, WireState};
 use crate::Time;
 
 /// A join in progress.
@@ -81,16 +81,17 @@ impl Endpoint {
             meta: wire::Bytes(&meta),
         };
         for seed in seeds {
-            self.send(seed, &[Message::Join(wire::Join { member })], false);
+            self.cx()
+                .send(seed, &[Message::Join(wire::Join { member })], false);
         }
     }
 
     /// Answers a join from `joiner` with a sample of members.
     pub(super) fn send_join_reply(&mut self, to: SocketAddr, joiner: &str) {
-        let mut b = self.new_builder();
+        let mut b = self.cx().new_builder();
         let known = self.members.live_count() as u32;
         let from = self.config.name.clone();
-        self.push_counted(
+        self.cx().push_counted(
             &mut b,
             &Message::JoinReply(wire::JoinReply { known, from: &from }),
         );
@@ -101,7 +102,7 @@ impl Endpoint {
             let before = b.len();
             if b.push(&msg).is_ok() {
                 let n = b.len() - before;
-                self.count_out(wire::MessageKind::Member, n);
+                self.cx().count(wire::MessageKind::Member, n);
             }
         }
         // A random run of live members fills the rest.
@@ -121,17 +122,10 @@ impl Endpoint {
                 if b.push(&msg).is_err() {
                     break;
                 }
-                self.count_out(wire::MessageKind::Member, b.len() - before);
+                self.cx().count(wire::MessageKind::Member, b.len() - before);
             }
         }
-        self.emit_datagram(to, b);
-    }
-
-    pub(super) fn push_counted(&mut self, b: &mut DatagramBuilder, msg: &Message<'_>) {
-        let before = b.len();
-        if b.push(msg).is_ok() {
-            self.count_out(msg.kind(), b.len() - before);
-        }
+        self.cx().emit_datagram(to, b);
     }
 
     /// Starts a sync if a peer was seen to disagree and the rate allows.
@@ -152,8 +146,9 @@ impl Endpoint {
         self.start_sync(now, peer);
         // The hash covers key/value state too: a digest finds what differs
         // there (and rotates through owners when they do not all fit).
-        if self.kv.store.len() > 0 {
-            self.send_pull(peer, true);
+        if self.kv.holds_state() {
+            let (kv, _, mut cx) = self.split();
+            kv.send_pull(&mut cx, peer, true);
         }
     }
 
@@ -166,7 +161,7 @@ impl Endpoint {
             started: now,
             pushed: false,
         });
-        self.stats.syncs_started += 1;
+        self.out.stats.syncs_started += 1;
         let buckets = self.members.bucket_hashes();
         let name = self.config.name.clone();
         let mut msgs = vec![Message::SyncRequest(wire::SyncRequest {
@@ -176,19 +171,19 @@ impl Endpoint {
         })];
         // The state hash covers bus items too: the peer lists its items in
         // the buckets that differ.
-        let bus = self.bus_sync_buckets();
+        let bus = self.bus.sync_buckets(self.clock.latest(), &self.config);
         if let Some(bus) = &bus {
             msgs.push(Message::BusSync(wire::BusSync {
                 buckets: wire::Bytes(bus),
             }));
         }
-        self.send(peer, &msgs, false);
+        self.cx().send(peer, &msgs, false);
     }
 
     /// Answers a sync request: the differing buckets and our entries in them.
     pub(super) fn answer_sync(&mut self, from: SocketAddr, id: u32, name: &str, buckets: &[u8]) {
         if self.answered.iter().any(|(a, i, _)| (*a, *i) == (from, id)) {
-            self.stats.drop("duplicate_sync_request");
+            self.out.stats.drop("duplicate_sync_request");
             return;
         }
         if self.answered.len() >= ANSWERED_MEMORY {
@@ -196,7 +191,7 @@ impl Endpoint {
         }
         self.answered
             .push_back((from, id, CompactString::from(name)));
-        self.stats.syncs_answered += 1;
+        self.out.stats.syncs_answered += 1;
         let mask = self.members.differing_buckets(buckets);
         self.send_entries(from, mask, Some(id));
     }
@@ -205,7 +200,7 @@ impl Endpoint {
     /// first reply to a sync we started.
     pub(super) fn sync_replied(&mut self, from: SocketAddr, id: u32, mask: u64) -> Option<u64> {
         let Some(at) = self.syncs.iter().position(|s| s.id == id && s.peer == from) else {
-            self.stats.drop("unexpected_sync_reply");
+            self.out.stats.drop("unexpected_sync_reply");
             return None;
         };
         if mask == 0 {
@@ -242,9 +237,9 @@ impl Endpoint {
         };
         let mut ids = ids.into_iter().peekable();
         loop {
-            let mut b = self.new_builder();
+            let mut b = self.cx().new_builder();
             if let Some(r) = &reply {
-                self.push_counted(&mut b, r);
+                self.cx().push_counted(&mut b, r);
             }
             let mut packed = 0;
             while let Some(&id) = ids.peek() {
@@ -254,7 +249,7 @@ impl Endpoint {
                     break;
                 }
                 let n = b.len() - before;
-                self.count_out(wire::MessageKind::Member, n);
+                self.cx().count(wire::MessageKind::Member, n);
                 packed += 1;
                 ids.next();
             }
@@ -262,9 +257,9 @@ impl Endpoint {
                 // Larger than an empty datagram (long name and metadata
                 // under a small budget): it cannot be sent this way.
                 ids.next();
-                self.stats.drop("entry_exceeds_datagram");
+                self.out.stats.drop("entry_exceeds_datagram");
             }
-            self.emit_datagram(to, b);
+            self.cx().emit_datagram(to, b);
             if ids.peek().is_none() {
                 break;
             }
@@ -300,9 +295,9 @@ impl Endpoint {
                 self.gone.swap_remove(i);
                 if expired {
                     self.remove_from_probe_order(id);
-                    self.suspicions.remove(&id);
-                    let name = self.members.rec(id).name.clone();
-                    self.forget_kv(id, &name);
+                    self.suspicions.end(id);
+                    self.kv.forget(&self.members.rec(id).name);
+                    self.phi.forget(id);
                     self.members.remove(id);
                 }
             } else {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::membership::suspicion::suspicion_timeout;
-use crate::wire::{Bytes, ClusterTag, Datagram, DatagramBuilder, Header, MessageKind};
+use crate::wire::{Bytes, ClusterTag, Datagram, DatagramBuilder, Header, MessageKind, WireError};
 
 fn addr(i: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], 7000 + i))
@@ -344,7 +344,7 @@ fn a_bad_datagram_changes_nothing_even_after_good_messages() {
     bytes.push(200); // an unknown message tag after two good messages
     assert_eq!(
         a.handle_packet(Time::ZERO, addr(2), &bytes),
-        Err(WireError::Malformed)
+        Err(PacketError::Wire(WireError::Malformed))
     );
     assert_eq!(a.num_known(), 1);
     assert_eq!(a.pending_broadcasts(), 0);
@@ -358,7 +358,7 @@ fn a_bad_datagram_changes_nothing_even_after_good_messages() {
     };
     assert_eq!(
         a.handle_packet(Time::ZERO, addr(2), &other_cluster),
-        Err(WireError::WrongCluster)
+        Err(PacketError::Wire(WireError::WrongCluster))
     );
     assert_eq!(a.stats().drops_for("wrong_cluster"), 1);
     assert_eq!(a.num_known(), 1);
@@ -487,4 +487,44 @@ fn metadata_change_reaches_peers_as_an_update() {
     // Setting the same metadata again is not news.
     eps[2].set_meta(Time::from_secs(4), b"role=db").unwrap();
     assert_eq!(eps[2].local_member().incarnation, 1);
+}
+
+#[test]
+fn poll_timeout_is_never_before_the_latest_time_given() {
+    let mut ep = endpoint("a", 1);
+    let t0 = Time::from_secs(100);
+    ep.join(t0, &[addr(2)]);
+    // A write later than the join's retry deadline runs no timer: the
+    // retry is overdue, and due now.
+    let later = t0 + 10 * ep.config().join_retry_interval;
+    ep.set(later, "k", b"v").unwrap();
+    assert_eq!(ep.poll_timeout(), Some(later));
+    ep.handle_timeout(later);
+    assert!(ep.poll_timeout().is_some_and(|t| t > later));
+}
+
+#[test]
+fn member_counts_track_states_without_listing_members() {
+    let mut ep = endpoint("a", 1);
+    let t0 = Time::from_secs(1);
+    let bytes = datagram(&[alive("b", 2, 1), alive("c", 3, 1)]);
+    ep.handle_packet(t0, addr(2), &bytes).unwrap();
+    ep.handle_packet(t0, addr(2), &datagram(&[suspect("c", 1, "b")]))
+        .unwrap();
+    let counts = ep.member_counts();
+    assert_eq!((counts.alive, counts.suspect, counts.dead), (2, 1, 0));
+    assert_eq!(counts.live(), ep.num_live());
+    assert_eq!(counts.known(), ep.num_known());
+}
+
+#[test]
+fn first_deadlines_count_from_the_start() {
+    let mut ep = endpoint("a", 1);
+    let t0 = Time::from_secs(1_000);
+    ep.start(t0);
+    let first = ep.poll_timeout().expect("the probe timer is armed");
+    assert!(first >= t0 && first <= t0 + ep.config().probe_interval);
+    // Starting again changes nothing: the clock runs from the first time.
+    ep.start(t0 + Duration::from_secs(60));
+    assert_eq!(ep.poll_timeout(), Some(t0 + Duration::from_secs(60)));
 }

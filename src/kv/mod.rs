@@ -5,87 +5,29 @@
 //! max version)` per owner, answered with exactly the missing entries in
 //! version order) plus an immediate push of every new entry on the
 //! dissemination queue. `docs/PROTOCOL.md` §7 describes the whole
-//! algorithm; this module holds the data structures, the endpoint's
-//! `kv` submodule the protocol.
+//! algorithm.
+//!
+//! * `state`: the node's key/value state (`KvState`), which the endpoint
+//!   routes key/value messages and timers to;
+//! * `local`: this node's own writes and every read;
+//! * `replication`: the push of new entries, applying them, generations
+//!   and resets;
+//! * `digest`: scuttlebutt anti-entropy (digests answered with deltas,
+//!   within a round budget; flow control's interval);
+//! * `expiry`: where a key's TTL expires, and tombstones are collected;
+//! * `store`: the replicas themselves; `flow`: the push rate (AIMD);
+//!   `pattern`: key patterns for scans and subscriptions.
 
+mod digest;
+mod expiry;
 mod flow;
+mod local;
 mod pattern;
-pub(crate) mod store;
+mod replication;
+mod state;
+mod store;
+mod types;
 
-pub(crate) use flow::PushRate;
 pub use pattern::KeyPattern;
-
-use std::fmt;
-
-use crate::Time;
-
-/// Why a local write was refused. Nothing is written when one is returned.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KvError {
-    /// The key is empty.
-    EmptyKey,
-    /// The key is longer than `Config::max_key_len`.
-    KeyTooLong {
-        /// Its length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The value is larger than `Config::max_value_len`, or the entry would
-    /// not fit one datagram.
-    ValueTooLarge {
-        /// Its length in bytes.
-        len: usize,
-        /// The largest that fits, for this key.
-        max: usize,
-    },
-    /// The node already owns `Config::max_keys_per_node` keys.
-    TooManyKeys {
-        /// The limit.
-        max: usize,
-    },
-    /// The expiry is not after the current time.
-    ExpiryInPast,
-    /// The node has left the cluster.
-    Left,
-}
-
-impl fmt::Display for KvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KvError::EmptyKey => f.write_str("key: must not be empty"),
-            KvError::KeyTooLong { len, max } => {
-                write!(f, "key: {len} bytes, more than max_key_len ({max})")
-            }
-            KvError::ValueTooLarge { len, max } => write!(
-                f,
-                "value: {len} bytes, more than fits (max_value_len or one datagram: {max})"
-            ),
-            KvError::TooManyKeys { max } => {
-                write!(
-                    f,
-                    "key: this node already owns max_keys_per_node ({max}) keys"
-                )
-            }
-            KvError::ExpiryInPast => f.write_str("expiry: must be in the future"),
-            KvError::Left => f.write_str("node: has left the cluster"),
-        }
-    }
-}
-
-impl std::error::Error for KvError {}
-
-/// One visible key of one node, borrowed from the endpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct KeyValue<'a> {
-    /// The owner.
-    pub node: &'a str,
-    /// The key.
-    pub key: &'a str,
-    /// Its value.
-    pub value: &'a [u8],
-    /// Its version (per owner, rising with every write of the owner).
-    pub version: u64,
-    /// When it expires, if it has a TTL.
-    pub expires: Option<Time>,
-}
+pub(crate) use state::KvState;
+pub use types::{KeyValue, KvError};

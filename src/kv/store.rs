@@ -9,14 +9,10 @@
 
 use std::collections::BTreeMap;
 
-use compact_str::CompactString;
-use hashbrown::HashMap;
-
-use crate::membership::state::name_hash;
+use crate::hash::{name_hash, FixedMap};
 use crate::wire::{self, Bytes};
 use crate::Time;
-
-type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+use compact_str::CompactString;
 
 /// One key of one owner.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -206,7 +202,7 @@ impl NodeState {
             version: rec.version,
             key,
             value: Bytes(&rec.value),
-            expires_ms: rec.expires.map_or(0, |t| (t.as_nanos() / 1_000_000).max(1)),
+            expires_ms: rec.expires.map_or(0, |t| t.as_millis().max(1)),
             deleted: rec.deleted,
         }
     }

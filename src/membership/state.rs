@@ -19,6 +19,7 @@ use compact_str::CompactString;
 use hashbrown::HashTable;
 
 use crate::event::{Member, MemberState};
+use crate::hash::mix64;
 use crate::Time;
 
 /// Everything known about one member.
@@ -58,24 +59,6 @@ impl MemberRecord {
     }
 }
 
-/// The protocol's name hash: FNV-1a then a finaliser, fixed forever so
-/// every node computes the same buckets.
-pub(crate) fn name_hash(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    mix64(h)
-}
-
-/// splitmix64's finaliser: spreads every input bit over the output.
-pub(crate) fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// Member id: an index into the slab, stable while the member is known.
 pub(crate) type MemberId = u32;
 
@@ -86,8 +69,41 @@ pub(crate) struct MemberTable {
     hasher: foldhash::fast::FixedState,
     bucket_bits: u32,
     buckets: Vec<u64>,
-    live: usize,
-    known: usize,
+    counts: MemberCounts,
+}
+
+/// How many members a node knows in each state, itself included.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    /// Alive.
+    pub alive: usize,
+    /// Suspected of having failed.
+    pub suspect: usize,
+    /// Declared failed (kept until `dead_retention` passes).
+    pub dead: usize,
+    /// Left gracefully (kept until `dead_retention` passes).
+    pub left: usize,
+}
+
+impl MemberCounts {
+    /// Members alive or suspect: the cluster size as the node sees it.
+    pub fn live(&self) -> usize {
+        self.alive + self.suspect
+    }
+
+    /// Members known in any state.
+    pub fn known(&self) -> usize {
+        self.alive + self.suspect + self.dead + self.left
+    }
+
+    fn of(&mut self, state: MemberState) -> &mut usize {
+        match state {
+            MemberState::Alive => &mut self.alive,
+            MemberState::Suspect => &mut self.suspect,
+            MemberState::Dead => &mut self.dead,
+            MemberState::Left => &mut self.left,
+        }
+    }
 }
 
 impl MemberTable {
@@ -101,8 +117,7 @@ impl MemberTable {
             hasher: foldhash::fast::FixedState::with_seed(seed),
             bucket_bits: buckets.trailing_zeros(),
             buckets: vec![0; buckets],
-            live: 0,
-            known: 0,
+            counts: MemberCounts::default(),
         }
     }
 
@@ -138,9 +153,9 @@ impl MemberTable {
         let rec = self.slots[id as usize]
             .as_mut()
             .expect("member id refers to a known member");
-        let (was_live, old) = (rec.is_live(), rec.contribution());
+        let (was_live, old, old_state) = (rec.is_live(), rec.contribution(), rec.state);
         let out = f(rec);
-        let (is_live, new) = (rec.is_live(), rec.contribution());
+        let (is_live, new, state) = (rec.is_live(), rec.contribution(), rec.state);
         let bucket = bucket_of(rec.name_hash, self.bucket_bits);
         if was_live {
             self.buckets[bucket] ^= old;
@@ -148,7 +163,8 @@ impl MemberTable {
         if is_live {
             self.buckets[bucket] ^= new;
         }
-        self.live = self.live + usize::from(is_live) - usize::from(was_live);
+        *self.counts.of(old_state) -= 1;
+        *self.counts.of(state) += 1;
         out
     }
 
@@ -158,8 +174,8 @@ impl MemberTable {
         let bucket = bucket_of(rec.name_hash, self.bucket_bits);
         if rec.is_live() {
             self.buckets[bucket] ^= rec.contribution();
-            self.live += 1;
         }
+        *self.counts.of(rec.state) += 1;
         let h = self.index_hash(&rec.name);
         let id = match self.free.pop() {
             Some(id) => {
@@ -180,7 +196,6 @@ impl MemberTable {
                     .name,
             )
         });
-        self.known += 1;
         id
     }
 
@@ -191,24 +206,28 @@ impl MemberTable {
         };
         if rec.is_live() {
             self.buckets[bucket_of(rec.name_hash, self.bucket_bits)] ^= rec.contribution();
-            self.live -= 1;
         }
+        *self.counts.of(rec.state) -= 1;
         let h = self.index_hash(&rec.name);
         if let Ok(entry) = self.index.find_entry(h, |&other| other == id) {
             entry.remove();
         }
         self.free.push(id);
-        self.known -= 1;
     }
 
     /// Members alive or suspect, this node included.
     pub(crate) fn live_count(&self) -> usize {
-        self.live
+        self.counts.live()
     }
 
     /// Members known in any state.
     pub(crate) fn len(&self) -> usize {
-        self.known
+        self.counts.known()
+    }
+
+    /// Members by state.
+    pub(crate) fn counts(&self) -> MemberCounts {
+        self.counts
     }
 
     /// Upper bound (exclusive) of ids, for random sampling.
@@ -281,6 +300,7 @@ fn bucket_of(name_hash: u64, bits: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::name_hash;
 
     fn rec(name: &str, incarnation: u32, state: MemberState) -> MemberRecord {
         MemberRecord {
@@ -292,6 +312,27 @@ mod tests {
             meta: Box::new([]),
             name_hash: name_hash(name),
         }
+    }
+
+    #[test]
+    fn counts_follow_every_change_of_state() {
+        let mut t = MemberTable::new(32, 1);
+        let a = t.insert(rec("a", 1, MemberState::Alive));
+        let b = t.insert(rec("b", 1, MemberState::Alive));
+        t.insert(rec("c", 1, MemberState::Dead));
+        t.update(a, |r| r.state = MemberState::Suspect);
+        t.update(b, |r| r.state = MemberState::Left);
+        let expected = MemberCounts {
+            alive: 0,
+            suspect: 1,
+            dead: 1,
+            left: 1,
+        };
+        assert_eq!(t.counts(), expected);
+        assert_eq!((t.live_count(), t.len()), (1, 3));
+        t.remove(b);
+        assert_eq!(t.counts().left, 0);
+        assert_eq!(t.len(), 2);
     }
 
     #[test]

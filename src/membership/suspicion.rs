@@ -13,10 +13,15 @@
 //!
 //! with `c` confirmations received of the `k` expected.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use compact_str::CompactString;
 
+use crate::config::Config;
+use crate::hash::{fixed_map, FixedMap};
+use crate::membership::state::MemberId;
 use crate::Time;
 
 /// The minimum suspicion timeout for a cluster of `n` members: `mult ·
@@ -94,6 +99,97 @@ impl SuspicionTimer {
     /// When the suspect is declared dead unless it refutes first.
     pub(crate) fn deadline(&self) -> Time {
         self.start + suspicion_timeout_after(self.confirmations(), self.k, self.min, self.max)
+    }
+}
+
+/// A node's running suspicions, by member, with their deadlines.
+pub(crate) struct Suspicions {
+    timers: FixedMap<MemberId, SuspicionTimer>,
+    /// Deadlines, earliest first; entries go stale when a timer shrinks or
+    /// ends (the map is the truth).
+    deadlines: BinaryHeap<Reverse<(Time, MemberId)>>,
+}
+
+impl Suspicions {
+    /// None yet; the map is keyed with `seed`.
+    pub(crate) fn new(seed: u64) -> Suspicions {
+        Suspicions {
+            timers: fixed_map(seed),
+            deadlines: BinaryHeap::new(),
+        }
+    }
+
+    /// Starts a suspicion of `id` raised by `from` at `now`, in a cluster
+    /// of `live` members. Where the suspicion timeout is computed: the
+    /// minimum from the cluster size, and with Lifeguard a maximum of
+    /// `suspicion_max_timeout_mult` times it, shrinking with each of the
+    /// `suspicion_mult − 2` confirmations expected (memberlist's rule; none
+    /// in tiny clusters).
+    pub(crate) fn start(
+        &mut self,
+        config: &Config,
+        live: usize,
+        now: Time,
+        id: MemberId,
+        from: &str,
+    ) {
+        let min = suspicion_timeout(config.suspicion_mult, live, config.probe_interval);
+        let (k, max) = if config.lifeguard {
+            let k = config.suspicion_mult.saturating_sub(2);
+            let k = if live.saturating_sub(2) < k as usize {
+                0
+            } else {
+                k
+            };
+            (k, min * config.suspicion_max_timeout_mult)
+        } else {
+            (0, min)
+        };
+        let timer = SuspicionTimer::new(now, from, k, min, max);
+        self.deadlines.push(Reverse((timer.deadline(), id)));
+        self.timers.insert(id, timer);
+    }
+
+    /// Records `from`'s report of the suspicion of `id`; true if it is a
+    /// new independent confirmation (its deadline then moves closer).
+    pub(crate) fn confirm(&mut self, id: MemberId, from: &str) -> bool {
+        let Some(timer) = self.timers.get_mut(&id) else {
+            return false;
+        };
+        if !timer.confirm(from) {
+            return false;
+        }
+        self.deadlines.push(Reverse((timer.deadline(), id)));
+        true
+    }
+
+    /// Ends the suspicion of `id` (refuted, or the member is gone).
+    pub(crate) fn end(&mut self, id: MemberId) {
+        self.timers.remove(&id);
+    }
+
+    /// The earliest deadline (possibly of a suspicion that ended since).
+    pub(crate) fn next_deadline(&self) -> Option<Time> {
+        self.deadlines.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// A member whose suspicion ran out by `now`, its suspicion ended.
+    pub(crate) fn pop_expired(&mut self, now: Time) -> Option<MemberId> {
+        while let Some(&Reverse((t, id))) = self.deadlines.peek() {
+            if t > now {
+                return None;
+            }
+            self.deadlines.pop();
+            if self
+                .timers
+                .get(&id)
+                .is_some_and(|timer| timer.deadline() <= now)
+            {
+                self.timers.remove(&id);
+                return Some(id);
+            }
+        }
+        None
     }
 }
 

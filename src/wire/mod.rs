@@ -19,6 +19,7 @@
 //! cluster or protocol version is rejected before a single message byte is
 //! decoded. Every builder packs to a byte budget and never exceeds it.
 
+pub mod budget;
 mod bus;
 mod codec;
 mod fast;

@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::millis;
 use crate::bus::{BusError, QueryFilter};
 use crate::sim::{NetworkConfig, NodeId, Sim};
 use crate::wire::{
@@ -77,7 +76,7 @@ fn head(origin: &str, seq: u64, at: Time, ttl: Duration) -> BusHead<'_> {
         origin,
         seq,
         lamport: 5,
-        at_ms: millis(at),
+        at_ms: at.as_millis(),
         ttl_ms: ttl.as_millis() as u64,
     }
 }

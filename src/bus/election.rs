@@ -1,4 +1,4 @@
-//! Quorum elections on the endpoint. An election and every vote are bus
+//! Quorum elections. An election and every vote are bus
 //! items, so they reach every node (and nodes joining while the election
 //! runs) and die at the election's expiry. Every node keeps a tally per
 //! election: the distinct voters' votes.
@@ -17,39 +17,23 @@
 //!   most `total` voters, at most one of them can reach a quorum.
 //! * **Learning of one**: every node but the creator raises
 //!   [`Event::ElectionStarted`] when the election reaches it, which is when
-//!   [`Endpoint::vote`] can be called there.
+//!   [`Endpoint::vote`](crate::Endpoint::vote) can be called there.
 //! * **Expiry**: at the expiry every node that knew the election and did
 //!   not count `min` yes votes raises [`Event::ElectionExpired`].
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use compact_str::CompactString;
 
-use super::bus::millis;
-use super::{Endpoint, FixedMap};
-use crate::bus::{item_key, BusError};
+use super::state::{BusState, Elections, Tally};
+use super::table::item_key;
+use super::types::BusError;
+use crate::context::Ctx;
 use crate::event::Event;
 use crate::wire::{self, Message};
 use crate::Time;
-
-/// One election as this node sees it. Votes may arrive before the
-/// election itself; until it does, `topic` is `None`.
-struct Tally {
-    topic: Option<CompactString>,
-    creator: CompactString,
-    seq: u64,
-    lamport: u64,
-    min: u32,
-    expires: Time,
-    /// Voter → yes.
-    votes: BTreeMap<CompactString, bool>,
-    /// This endpoint created it (so it alone may raise the quorum).
-    mine: bool,
-    /// `min` yes votes were counted before the expiry.
-    reached: bool,
-}
 
 impl Tally {
     fn yes(&self) -> usize {
@@ -57,29 +41,7 @@ impl Tally {
     }
 }
 
-/// The endpoint's elections.
-pub(super) struct Elections {
-    /// By the election item's id.
-    tallies: FixedMap<u64, Tally>,
-    expiries: BinaryHeap<Reverse<(Time, u64)>>,
-    /// Topics this node voted on, until when.
-    voted: FixedMap<CompactString, Time>,
-}
-
 impl Elections {
-    pub(super) fn new(seed: u64) -> Elections {
-        let map = |s: u64| foldhash::fast::FixedState::with_seed(s);
-        Elections {
-            tallies: FixedMap::with_hasher(map(seed)),
-            expiries: BinaryHeap::new(),
-            voted: FixedMap::with_hasher(map(seed ^ 1)),
-        }
-    }
-
-    pub(super) fn next_timer(&self) -> Option<Time> {
-        self.expiries.peek().map(|Reverse((t, _))| *t)
-    }
-
     /// The live election on `topic` a vote goes to: the lowest by (Lamport
     /// time, creator, sequence), so every voter that knows the same
     /// elections picks the same one.
@@ -94,24 +56,24 @@ impl Elections {
     }
 }
 
-impl Endpoint {
+impl BusState {
     /// Creates an election on `topic`: it succeeds when `min` of the
     /// `total` voters vote yes before `expire` passes. This node (the
     /// creator) then raises [`Event::Quorum`]; otherwise every node that
     /// knew the election raises [`Event::ElectionExpired`] at the expiry.
     /// With `min > total / 2`, two elections on one topic never both
     /// succeed (see the module docs of the rules and their limits).
-    pub fn election(
+    pub(crate) fn election(
         &mut self,
+        cx: &mut Ctx<'_>,
         now: Time,
         topic: &str,
         expire: Duration,
         min: u32,
         total: u32,
     ) -> Result<(), BusError> {
-        self.observe_time(now);
-        self.check_bus_call(topic, &[], expire)?;
-        let max_total = self.config.max_votes_per_election;
+        self.check_bus_call(cx, topic, &[], expire)?;
+        let max_total = cx.config.max_votes_per_election;
         if min == 0 || min > total || total as usize > max_total {
             return Err(BusError::BadQuorum {
                 min,
@@ -119,12 +81,12 @@ impl Endpoint {
                 max_total,
             });
         }
-        if self.bus.elections.on_topic(topic, now).is_some() {
+        if self.elections.on_topic(topic, now).is_some() {
             return Err(BusError::ElectionExists);
         }
-        if self.bus.elections.tallies.len() >= self.config.max_elections {
+        if self.elections.tallies.len() >= cx.config.max_elections {
             return Err(BusError::TooManyElections {
-                max: self.config.max_elections,
+                max: cx.config.max_elections,
             });
         }
         let head = self.new_head(now, expire);
@@ -134,35 +96,40 @@ impl Endpoint {
             min,
             total,
         });
-        let key = self.originate(&msg)?;
-        let me = CompactString::from(self.config.name.as_str());
+        let key = self.originate(cx, &msg)?;
+        let me = CompactString::from(cx.config.name.as_str());
         // In milliseconds, as every other node computes it from the item.
         let expires = Time::from_millis(head.at_ms.saturating_add(head.ttl_ms));
-        let tally = self.tally(key, &me, head.seq, expires);
+        let tally = self.tally(cx, key, &me, head.seq, expires);
         if let Some(t) = tally {
             t.topic = Some(CompactString::from(topic));
             t.lamport = head.lamport;
             t.min = min;
             t.mine = true;
         }
-        self.push_new(key, None);
+        self.push_new(cx, key, None);
         Ok(())
     }
 
     /// Votes on the live election on `topic` this node knows (the lowest
     /// one if several nodes created one). Once per topic: the first vote
     /// is final.
-    pub fn vote(&mut self, now: Time, topic: &str, yes: bool) -> Result<(), BusError> {
-        self.observe_time(now);
-        if self.bus.elections.voted.contains_key(topic) {
+    pub(crate) fn vote(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Time,
+        topic: &str,
+        yes: bool,
+    ) -> Result<(), BusError> {
+        if self.elections.voted.contains_key(topic) {
             return Err(BusError::AlreadyVoted);
         }
-        let Some((key, t)) = self.bus.elections.on_topic(topic, now) else {
+        let Some((key, t)) = self.elections.on_topic(topic, now) else {
             return Err(BusError::UnknownElection);
         };
         let (creator, election, expires) = (t.creator.clone(), t.seq, t.expires);
-        let ttl = Duration::from_millis(millis(expires).saturating_sub(millis(now)).max(1));
-        self.check_bus_call(topic, &[], ttl)?;
+        let ttl = Duration::from_millis(expires.as_millis().saturating_sub(now.as_millis()).max(1));
+        self.check_bus_call(cx, topic, &[], ttl)?;
         let head = self.new_head(now, ttl);
         let msg = Message::Vote(wire::Vote {
             head,
@@ -170,35 +137,30 @@ impl Endpoint {
             election,
             yes,
         });
-        let vote_key = self.originate(&msg)?;
-        self.bus
-            .elections
+        let vote_key = self.originate(cx, &msg)?;
+        self.elections
             .voted
             .insert(CompactString::from(topic), expires);
-        let me = CompactString::from(self.config.name.as_str());
-        self.count_vote(now, key, me, yes);
-        self.push_new(vote_key, None);
+        let me = CompactString::from(cx.config.name.as_str());
+        self.count_vote(cx, now, key, me, yes);
+        self.push_new(cx, vote_key, None);
         Ok(())
-    }
-
-    /// Elections known (running, or heard of through votes).
-    pub fn elections(&self) -> usize {
-        self.bus.elections.tallies.len()
     }
 
     /// The tally of election `key`, made (empty) if new and within
     /// `max_elections`; `None` (counted) beyond it.
     fn tally(
         &mut self,
+        cx: &mut Ctx<'_>,
         key: u64,
         creator: &CompactString,
         seq: u64,
         expires: Time,
     ) -> Option<&mut Tally> {
-        let elections = &mut self.bus.elections;
+        let elections = &mut self.elections;
         if !elections.tallies.contains_key(&key) {
-            if elections.tallies.len() >= self.config.max_elections {
-                self.stats.drop("election_limit");
+            if elections.tallies.len() >= cx.config.max_elections {
+                cx.drop("election_limit");
                 return None;
             }
             elections.expiries.push(Reverse((expires, key)));
@@ -220,11 +182,11 @@ impl Endpoint {
         elections.tallies.get_mut(&key)
     }
 
-    pub(super) fn receive_election(&mut self, now: Time, e: &wire::Election<'_>) {
+    pub(super) fn receive_election(&mut self, cx: &mut Ctx<'_>, now: Time, e: &wire::Election<'_>) {
         let key = item_key(e.head.origin, e.head.seq);
         let expires = Time::from_millis(e.head.at_ms.saturating_add(e.head.ttl_ms));
         let creator = CompactString::from(e.head.origin);
-        let Some(t) = self.tally(key, &creator, e.head.seq, expires) else {
+        let Some(t) = self.tally(cx, key, &creator, e.head.seq, expires) else {
             return;
         };
         let moved = t.expires != expires;
@@ -234,54 +196,67 @@ impl Endpoint {
         t.min = e.min;
         t.expires = expires;
         if moved {
-            self.bus.elections.expiries.push(Reverse((expires, key)));
+            self.elections.expiries.push(Reverse((expires, key)));
         }
-        if first && e.head.origin != self.config.name {
-            self.events.push_back(Event::ElectionStarted {
+        if first && e.head.origin != cx.config.name {
+            cx.event(Event::ElectionStarted {
                 topic: e.topic.to_owned(),
                 creator: e.head.origin.to_owned(),
                 min: e.min,
                 total: e.total,
             });
         }
-        self.check_quorum(now, key);
+        self.check_quorum(cx, now, key);
     }
 
-    pub(super) fn receive_vote(&mut self, now: Time, v: &wire::Vote<'_>) {
+    pub(super) fn receive_vote(&mut self, cx: &mut Ctx<'_>, now: Time, v: &wire::Vote<'_>) {
         let key = item_key(v.creator, v.election);
         let expires = Time::from_millis(v.head.at_ms.saturating_add(v.head.ttl_ms));
         if self
-            .tally(key, &CompactString::from(v.creator), v.election, expires)
+            .tally(
+                cx,
+                key,
+                &CompactString::from(v.creator),
+                v.election,
+                expires,
+            )
             .is_none()
         {
             return;
         }
-        self.count_vote(now, key, CompactString::from(v.head.origin), v.yes);
+        self.count_vote(cx, now, key, CompactString::from(v.head.origin), v.yes);
     }
 
     /// Counts `voter`'s vote in election `key` (its first vote only, within
     /// `max_votes_per_election`).
-    fn count_vote(&mut self, now: Time, key: u64, voter: CompactString, yes: bool) {
-        let max = self.config.max_votes_per_election;
-        let Some(t) = self.bus.elections.tallies.get_mut(&key) else {
+    fn count_vote(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        now: Time,
+        key: u64,
+        voter: CompactString,
+        yes: bool,
+    ) {
+        let max = cx.config.max_votes_per_election;
+        let Some(t) = self.elections.tallies.get_mut(&key) else {
             return;
         };
         if t.votes.contains_key(&voter) {
-            self.stats.drop("vote_repeated");
+            cx.drop("vote_repeated");
             return;
         }
         if t.votes.len() >= max {
-            self.stats.drop("vote_limit");
+            cx.drop("vote_limit");
             return;
         }
         t.votes.insert(voter, yes);
-        self.check_quorum(now, key);
+        self.check_quorum(cx, now, key);
     }
 
     /// Marks election `key` reached once it has `min` yes votes before its
     /// expiry, and raises the quorum if this node created it.
-    fn check_quorum(&mut self, now: Time, key: u64) {
-        let Some(t) = self.bus.elections.tallies.get_mut(&key) else {
+    fn check_quorum(&mut self, cx: &mut Ctx<'_>, now: Time, key: u64) {
+        let Some(t) = self.elections.tallies.get_mut(&key) else {
             return;
         };
         if t.reached || now >= t.expires || t.yes() < t.min as usize {
@@ -295,7 +270,7 @@ impl Endpoint {
                 .filter(|(_, y)| **y)
                 .map(|(v, _)| v.to_string())
                 .collect();
-            self.events.push_back(Event::Quorum {
+            cx.event(Event::Quorum {
                 topic: topic.to_string(),
                 creator: t.creator.to_string(),
                 voters,
@@ -303,8 +278,8 @@ impl Endpoint {
         }
     }
 
-    pub(super) fn run_election_timers(&mut self, now: Time) {
-        let elections = &mut self.bus.elections;
+    pub(super) fn run_election_timers(&mut self, cx: &mut Ctx<'_>, now: Time) {
+        let elections = &mut self.elections;
         while let Some(Reverse((t, _))) = elections.expiries.peek() {
             if *t > now {
                 break;
@@ -315,7 +290,7 @@ impl Endpoint {
             }
             let tally = elections.tallies.remove(&key).expect("checked");
             if let (false, Some(topic)) = (tally.reached, tally.topic.as_ref()) {
-                self.events.push_back(Event::ElectionExpired {
+                cx.event(Event::ElectionExpired {
                     topic: topic.to_string(),
                     creator: tally.creator.to_string(),
                     yes: tally.yes(),
