@@ -562,8 +562,10 @@ fn bind(config: &NodeConfig, last: Option<SocketAddr>) -> Result<socket::Bound, 
     if let Some(last) = last.filter(|_| bind.port() == 0) {
         // Peers still know the old port: keeping it lets them reach the
         // restarted node before they hear of its new address.
-        if let Ok(b) = socket::bind(SocketAddr::new(bind.ip(), last.port()), config.socket_buffer)
-        {
+        if let Ok(b) = socket::bind(
+            SocketAddr::new(bind.ip(), last.port()),
+            config.socket_buffer,
+        ) {
             return Ok(b);
         }
     }

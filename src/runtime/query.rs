@@ -9,7 +9,6 @@ use crossbeam_channel::Receiver;
 use super::error::NodeError;
 use crate::{Event, QueryId};
 
-
 /// One answer to a query of this node, as its [`QueryHandle`] receives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueryEvent {
