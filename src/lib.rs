@@ -38,7 +38,8 @@ pub mod wire;
 
 pub use bus::{BusError, EventId, QueryFilter, QueryId};
 pub use config::{Config, ConfigError};
-pub use endpoint::{Endpoint, MemberCounts, Transmit};
+pub use endpoint::lifecycle::MemberCounts;
+pub use endpoint::{Endpoint, Transmit};
 pub use event::{Event, Member, MemberState};
 pub use kv::{KeyPattern, KeyValue, KvError};
 pub use membership::phi;

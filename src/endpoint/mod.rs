@@ -16,7 +16,7 @@
 mod bus;
 mod election;
 mod kv;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod merge;
 mod probe;
 mod query;
@@ -42,8 +42,6 @@ use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Datagram, DatagramBuilder, Header, Message, WireError};
 use crate::Time;
 use merge::Via;
-
-pub use lifecycle::MemberCounts;
 
 /// A datagram the endpoint wants sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
