@@ -58,7 +58,7 @@ impl Pair {
             protocol.keys = keys.clone();
             let config = NodeConfig::new(protocol, "127.0.0.1:0".parse().unwrap())
                 .with_seeds(seed.map(|s| s.to_string()));
-            let mut node = Node::new(config);
+            let node = Node::new(config);
             node.start().unwrap();
             node
         };

@@ -105,7 +105,7 @@ fn node_target(bench: &'static str, name: &'static str, key: Option<SecretKey>) 
     let mut config = Config::lan().with_name(name);
     config.keys = key.iter().cloned().collect();
     let cluster = ClusterTag::from_name(&config.cluster_name);
-    let mut node = Node::new(NodeConfig::new(
+    let node = Node::new(NodeConfig::new(
         config.clone(),
         "127.0.0.1:0".parse().unwrap(),
     ));

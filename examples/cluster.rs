@@ -23,7 +23,7 @@ const PHASE_LIMIT: Duration = Duration::from_secs(60);
 fn node(name: &str, seed: Option<&Node>) -> Node {
     let seeds = seed.map(|s| s.local_addr().expect("running").to_string());
     let config = NodeConfig::loopback(Config::lan().with_name(name)).with_seeds(seeds);
-    let mut node = Node::new(config);
+    let node = Node::new(config);
     node.start().expect("start");
     node
 }

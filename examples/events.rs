@@ -6,19 +6,19 @@
 
 use std::time::{Duration, Instant};
 
-use vinery::runtime::{Node, NodeConfig};
+use vinery::runtime::{Node, NodeConfig, Receiver};
 use vinery::{Config, Event};
 
 fn node(name: &str, seeds: &[&Node]) -> Node {
     let seeds = seeds.iter().map(|s| s.local_addr().unwrap().to_string());
     let config = NodeConfig::loopback(Config::local().with_name(name)).with_seeds(seeds);
-    let mut node = Node::new(config);
+    let node = Node::new(config);
     node.start().expect("start");
     node
 }
 
 /// Prints a's events until one satisfies `until`.
-fn watch(events: &crossbeam_channel::Receiver<Event>, started: Instant, until: fn(&Event) -> bool) {
+fn watch(events: &Receiver<Event>, started: Instant, until: fn(&Event) -> bool) {
     while let Ok(e) = events.recv_timeout(Duration::from_secs(60)) {
         let Some(m) = e.member() else { continue };
         println!(
@@ -40,8 +40,8 @@ fn main() {
     let started = Instant::now();
     let a = node("a", &[]);
     let events = a.subscribe();
-    let mut b = node("b", &[&a]);
-    let mut c = node("c", &[&a]);
+    let b = node("b", &[&a]);
+    let c = node("c", &[&a]);
     watch(
         &events,
         started,

@@ -76,7 +76,7 @@ fn main() {
             "127.0.0.1:0".parse().expect("address"),
         )
         .with_seeds(seeds);
-        let mut node = host.node(config);
+        let node = host.node(config);
         node.start().expect("start");
         nodes.push(node);
     }

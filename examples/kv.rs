@@ -6,14 +6,13 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
-use vinery::runtime::{EventFilter, Node, NodeConfig};
+use vinery::runtime::{EventFilter, Node, NodeConfig, Receiver};
 use vinery::{Config, Event, KeyPattern};
 
 fn node(name: &str, seed: Option<&Node>) -> Node {
     let seeds = seed.map(|s| s.local_addr().expect("running").to_string());
     let config = NodeConfig::loopback(Config::local().with_name(name)).with_seeds(seeds);
-    let mut node = Node::new(config);
+    let node = Node::new(config);
     node.start().expect("start");
     node
 }

@@ -14,8 +14,9 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{converged, hosted_cluster, hosted_cluster_with, wait_until, DEADLINE};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-use vinery::runtime::{EventFilter, Host, Node, NodeError, QueryEvent, QueryResult};
+use vinery::runtime::{
+    EventFilter, Host, Node, NodeError, QueryEvent, QueryResult, Receiver, RecvTimeoutError,
+};
 use vinery::{BusError, Event, EventKind, QueryFilter, QueryId};
 
 /// Long enough for a query to reach every node of a small cluster and its
@@ -299,7 +300,7 @@ fn a_blocked_or_panicking_handler_costs_only_its_own_answers() {
 #[test]
 fn handlers_and_subscriptions_survive_a_restart_and_a_stop_ends_running_queries() {
     let host = Host::new().unwrap();
-    let mut nodes = converged_cluster(&host, "r", 3);
+    let nodes = converged_cluster(&host, "r", 3);
     echo(&nodes[1]);
     let pings = nodes[1].hear("ping");
     let cut = nodes[1]

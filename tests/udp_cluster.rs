@@ -30,7 +30,7 @@ fn cluster_of_256_on_one_thread_converges() {
 #[test]
 fn cluster_of_32_converges_detects_a_crash_and_a_rejoin_and_a_leave() {
     let host = Host::new().unwrap();
-    let mut nodes = hosted_cluster(&host, "n", N);
+    let nodes = hosted_cluster(&host, "n", N);
     assert!(wait_until(DEADLINE, || converged(&nodes)), "no convergence");
 
     let victim = "n17";

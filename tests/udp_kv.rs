@@ -9,8 +9,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use common::{converged, hosted_cluster, standalone_nodes, wait_until, DEADLINE};
-use crossbeam_channel::Receiver;
-use vinery::runtime::{EventFilter, Host, Node, NodeError};
+use vinery::runtime::{EventFilter, Host, Node, NodeError, Receiver};
 use vinery::{Event, EventKind, KeyPattern, KvError};
 
 const N: usize = 10;
@@ -179,7 +178,7 @@ fn the_node_api_returns_owned_results_and_names_refusals() {
     assert_eq!(a.get("k").unwrap(), None, "nothing was written");
 
     // A stopped node answers nothing.
-    let mut c = host.node(nodes[2].config().clone());
+    let c = host.node(nodes[2].config().clone());
     assert!(matches!(c.get("k"), Err(NodeError::NotRunning)));
     c.stop();
 }

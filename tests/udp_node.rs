@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{converged, node_config, state_of, test_config, wait_until, DEADLINE};
-use vinery::runtime::{EventFilter, Node, NodeConfig, NodeError};
+use vinery::runtime::{EventFilter, Node, NodeConfig, NodeError, Receiver};
 use vinery::{Event, EventKind, MemberState};
 
 fn started(name: &str, seeds: &[SocketAddr]) -> Node {
-    let mut node = Node::new(node_config(name, "127.0.0.1", seeds));
+    let node = Node::new(node_config(name, "127.0.0.1", seeds));
     node.start().unwrap();
     node
 }
@@ -20,7 +20,7 @@ fn addr(node: &Node) -> SocketAddr {
 }
 
 /// Waits for an event about `name` matching `pred` on `rx`.
-fn saw(rx: &crossbeam_channel::Receiver<Event>, name: &str, pred: fn(&Event) -> bool) -> bool {
+fn saw(rx: &Receiver<Event>, name: &str, pred: fn(&Event) -> bool) -> bool {
     let end = std::time::Instant::now() + DEADLINE;
     while let Ok(e) = rx.recv_deadline(end) {
         if e.node() == name && pred(&e) {
@@ -33,7 +33,7 @@ fn saw(rx: &crossbeam_channel::Receiver<Event>, name: &str, pred: fn(&Event) -> 
 #[test]
 fn stop_and_start_keep_subscriptions_and_the_address() {
     let a = started("a", &[]);
-    let mut b = Node::new(node_config("b", "127.0.0.1", &[addr(&a)]));
+    let b = Node::new(node_config("b", "127.0.0.1", &[addr(&a)]));
     let events = b.subscribe();
     b.start().unwrap();
     assert!(saw(&events, "a", |e| matches!(e, Event::MemberJoined(_))));
@@ -56,7 +56,7 @@ fn stop_and_start_keep_subscriptions_and_the_address() {
 fn leave_is_seen_as_left_and_returns_once_the_news_is_out() {
     let a = started("a", &[]);
     let b = started("b", &[addr(&a)]);
-    let mut c = started("c", &[addr(&a)]);
+    let c = started("c", &[addr(&a)]);
     let left = a.subscribe_filtered(EventFilter::kinds([EventKind::MemberLeft]));
     let nodes = [a, b];
     assert!(wait_until(DEADLINE, || nodes.iter().all(|n| state_of(
@@ -88,7 +88,7 @@ fn leave_is_seen_as_left_and_returns_once_the_news_is_out() {
 }
 
 #[test]
-fn seeds_by_name_add_peer_and_metadata() {
+fn seeds_by_name_join_and_metadata() {
     let a = started("a", &[]);
     // A name that resolves, and one that never will: the node joins through
     // the first and counts the second.
@@ -96,7 +96,7 @@ fn seeds_by_name_add_peer_and_metadata() {
         format!("localhost:{}", addr(&a).port()),
         "no-such-host.invalid:7946".to_string(),
     ];
-    let mut b = Node::new(
+    let b = Node::new(
         NodeConfig::new(test_config("b"), "127.0.0.1:0".parse().unwrap()).with_seeds(seeds),
     );
     b.start().unwrap();
@@ -106,11 +106,11 @@ fn seeds_by_name_add_peer_and_metadata() {
     // A lone node pointed at the cluster later.
     let c = started("c", &[]);
     assert!(matches!(
-        c.add_peer("no-such-host.invalid:1"),
+        c.join(&["no-such-host.invalid:1"]),
         Err(NodeError::Resolve { .. })
     ));
-    c.add_peer(&addr(&a).to_string()).unwrap();
-    let mut nodes = [a, b, c];
+    c.join(&[addr(&a).to_string()]).unwrap();
+    let nodes = [a, b, c];
     assert!(wait_until(DEADLINE, || converged(&nodes)));
 
     let updates = nodes[0].subscribe_filtered(EventFilter::kinds([EventKind::MemberUpdated]));
@@ -147,7 +147,7 @@ fn bad_runtime_config_names_the_field() {
     );
     assert!(err.to_string().contains("advertise"));
     // With an advertise address (port 0: the bound port), it starts.
-    let mut node = Node::new(wildcard.with_advertise("127.0.0.1:0".parse().unwrap()));
+    let node = Node::new(wildcard.with_advertise("127.0.0.1:0".parse().unwrap()));
     node.start().unwrap();
     let adv = node.advertise_addr().unwrap();
     assert_eq!(
@@ -167,7 +167,7 @@ fn bad_runtime_config_names_the_field() {
 fn a_subscriber_that_never_reads_loses_events_counted_and_blocks_nothing() {
     let mut config = node_config("a", "127.0.0.1", &[]);
     config.event_buffer = 2;
-    let mut a = Node::new(config);
+    let a = Node::new(config);
     let stuck = a.subscribe();
     a.start().unwrap();
     let others: Vec<Node> = ["b", "c", "d", "e"]
@@ -184,7 +184,6 @@ fn a_subscriber_that_never_reads_loses_events_counted_and_blocks_nothing() {
     assert_eq!(stuck.len(), 2);
     drop(stuck);
     // The next event finds the channel closed and ends the subscription.
-    let mut others = others;
     others[0].set_meta(b"x").unwrap();
     assert!(wait_until(DEADLINE, || a
         .stats()

@@ -46,9 +46,9 @@ fn an_encrypted_cluster_works_and_a_wrong_key_cannot_join() {
     let seed = [nodes[0].local_addr().unwrap()];
     let mut stranger = node_config("stranger", "127.0.0.1", &seed);
     stranger.protocol.keys = vec![key(9)];
-    let mut stranger = host.node(stranger);
+    let stranger = host.node(stranger);
     stranger.start().unwrap();
-    let mut plain = host.node(node_config("plain", "127.0.0.1", &seed));
+    let plain = host.node(node_config("plain", "127.0.0.1", &seed));
     plain.start().unwrap();
     // Both keep retrying their joins; the seed drops every one.
     assert!(wait_until(DEADLINE, || drops(&nodes[0], "wrong_key") >= 3
@@ -99,7 +99,7 @@ fn keys_rotate_across_a_running_cluster_without_false_failures() {
     for (n, rx) in nodes.iter().zip(&failures) {
         let failed: Vec<_> = rx.try_iter().collect();
         assert!(failed.is_empty(), "{}: false failures {failed:?}", n.name());
-        assert_eq!(n.list_keys().unwrap(), std::slice::from_ref(&new));
+        assert_eq!(n.keys().unwrap(), std::slice::from_ref(&new));
         assert_eq!(n.config().protocol.keys, std::slice::from_ref(&new));
     }
     assert!(matches!(
@@ -250,7 +250,7 @@ fn a_datagram_above_the_ipv4_limit_is_dropped_as_oversized() {
         println!("skipped: no IPv6 loopback on this machine ({e})");
         return;
     }
-    let mut node = Node::new(node_config("big", "::1", &[]));
+    let node = Node::new(node_config("big", "::1", &[]));
     node.start().unwrap();
     let raw = UdpSocket::bind("[::1]:0").unwrap();
     let size = wire::MAX_DATAGRAM + 20;

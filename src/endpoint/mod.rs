@@ -26,6 +26,7 @@ mod bus;
 mod clock;
 mod dispatch;
 mod kv;
+pub(crate) mod lifecycle;
 mod merge;
 mod probe;
 mod sync;

@@ -96,7 +96,17 @@ impl MemberCounts {
         self.alive + self.suspect + self.dead + self.left
     }
 
-    fn of(&mut self, state: MemberState) -> &mut usize {
+    /// The count of members in `state`.
+    pub fn of(&self, state: MemberState) -> usize {
+        match state {
+            MemberState::Alive => self.alive,
+            MemberState::Suspect => self.suspect,
+            MemberState::Dead => self.dead,
+            MemberState::Left => self.left,
+        }
+    }
+
+    fn slot(&mut self, state: MemberState) -> &mut usize {
         match state {
             MemberState::Alive => &mut self.alive,
             MemberState::Suspect => &mut self.suspect,
@@ -163,8 +173,8 @@ impl MemberTable {
         if is_live {
             self.buckets[bucket] ^= new;
         }
-        *self.counts.of(old_state) -= 1;
-        *self.counts.of(state) += 1;
+        *self.counts.slot(old_state) -= 1;
+        *self.counts.slot(state) += 1;
         out
     }
 
@@ -175,7 +185,7 @@ impl MemberTable {
         if rec.is_live() {
             self.buckets[bucket] ^= rec.contribution();
         }
-        *self.counts.of(rec.state) += 1;
+        *self.counts.slot(rec.state) += 1;
         let h = self.index_hash(&rec.name);
         let id = match self.free.pop() {
             Some(id) => {
@@ -207,7 +217,7 @@ impl MemberTable {
         if rec.is_live() {
             self.buckets[bucket_of(rec.name_hash, self.bucket_bits)] ^= rec.contribution();
         }
-        *self.counts.of(rec.state) -= 1;
+        *self.counts.slot(rec.state) -= 1;
         let h = self.index_hash(&rec.name);
         if let Ok(entry) = self.index.find_entry(h, |&other| other == id) {
             entry.remove();

@@ -1,6 +1,13 @@
 //! One node on an event loop: its endpoint, socket, send queue, seeds and
-//! counters. A driver only moves bytes, time and commands between the OS
-//! and the [`Endpoint`]; every protocol decision is the endpoint's.
+//! counters, and the [`Mailbox`] through which other threads hand it work.
+//! A driver only moves bytes, time and commands between the OS and the
+//! [`Endpoint`]; every protocol decision is the endpoint's (when a leave
+//! is done: [`Endpoint::leave_finished`]; whether seeds are still needed:
+//! [`Endpoint::needs_seeds`]). What stays here is the caller's patience
+//! (a leave's timeout) and name resolution, which is I/O.
+//!
+//! The driver knows nothing of the loop it runs on: the loop gives it a
+//! mailbox when it adds it, so this file sits below `reactor`.
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,14 +16,44 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 use mio::net::UdpSocket;
 
-use super::bus::IncomingQuery;
-use super::handlers::QueryHandlers;
-use super::reactor::Mailbox;
+use super::fanout::Subscribers;
+use super::handlers::{HandlerOutcome, QueryHandlers, Responder};
+use super::query::IncomingQuery;
 use super::resolve::{self, Resolution, Seeds};
-use super::socket::{log_doubling, Bound, Outbox};
-use super::stats::{NodeStats, RuntimeStats};
-use super::subscribe::Subscribers;
+use super::socket::{Bound, Outbox};
+use super::stats::{log_doubling, NodeStats, RuntimeStats};
 use crate::{Endpoint, Event, Time};
+
+/// Work for a driver, run on its loop with the current time.
+pub(crate) type Call = Box<dyn FnOnce(&mut Driver, Time) + Send>;
+
+/// Sends work to one driver from any thread (helper threads use it). Made
+/// by the loop the driver runs on; work for a driver gone by then is
+/// dropped.
+#[derive(Clone)]
+pub(crate) struct Mailbox(Arc<dyn Fn(Call) + Send + Sync>);
+
+impl Mailbox {
+    /// A mailbox that delivers with `post`.
+    pub(crate) fn new(post: impl Fn(Call) + Send + Sync + 'static) -> Mailbox {
+        Mailbox(Arc::new(post))
+    }
+
+    /// Queues `call` for the driver.
+    pub(crate) fn post(&self, call: Call) {
+        (self.0)(call);
+    }
+
+    /// Where the query handlers' outcomes go: back to this driver's loop.
+    fn responder(&self) -> Responder {
+        let mailbox = self.clone();
+        Arc::new(move |query, outcome| {
+            mailbox.post(Box::new(move |d: &mut Driver, now| {
+                d.handler_finished(now, &query, outcome)
+            }));
+        })
+    }
+}
 
 /// A graceful leave in progress.
 struct Leaving {
@@ -40,6 +77,8 @@ pub(crate) struct Driver {
     stats: RuntimeStats,
     leaving: Option<Leaving>,
     mailbox: Option<Mailbox>,
+    /// Made from the mailbox once, not per query handed to a handler.
+    responder: Option<Responder>,
     /// More datagrams may be waiting: a read batch ended on its budget, not
     /// on "would block".
     pub(crate) readable: bool,
@@ -70,6 +109,7 @@ impl Driver {
             },
             leaving: None,
             mailbox: None,
+            responder: None,
             readable: false,
         }
     }
@@ -84,6 +124,7 @@ impl Driver {
 
     /// Called once the driver is on its loop: `mailbox` reaches it there.
     pub(crate) fn start(&mut self, now: Time, mailbox: Mailbox) {
+        self.responder = Some(mailbox.responder());
         self.mailbox = Some(mailbox);
         self.resolve_seeds(now);
     }
@@ -126,8 +167,7 @@ impl Driver {
         }
         if self.seeds.retry_at.is_some_and(|t| t <= now) {
             self.seeds.retry_at = None;
-            // Once joined, the cluster itself keeps this node connected.
-            if self.endpoint.num_live() <= 1 && !self.endpoint.has_left() {
+            if self.endpoint.needs_seeds() {
                 self.resolve_seeds(now);
             }
         }
@@ -143,17 +183,27 @@ impl Driver {
             .extend(std::iter::from_fn(|| self.endpoint.poll_event()));
         self.stats.events += self.events.len() as u64;
         self.handlers
-            .dispatch(&self.events, self.mailbox.as_ref(), &mut self.stats);
+            .dispatch(&self.events, self.responder.as_ref(), &mut self.stats);
         self.subscribers.deliver(&mut self.events);
     }
 
-    /// Sends a query handler's response. One the endpoint refuses (the
-    /// query is over: the handler took longer than its timeout; or the
-    /// response is too large) is counted and logged: the handler's work
-    /// is lost, and its author should know.
-    pub(crate) fn respond_for_handler(&mut self, now: Time, query: &IncomingQuery, payload: &[u8]) {
-        if let Err(e) = self.endpoint.respond(now, &query.id, payload) {
-            self.count_handler_failure();
+    /// Acts on what a query handler produced. A response the endpoint
+    /// refuses (the query is over: the handler took longer than its
+    /// timeout; or the response is too large) is counted and logged, like
+    /// a panicked handler: the handler's work is lost, and its author
+    /// should know.
+    fn handler_finished(&mut self, now: Time, query: &IncomingQuery, outcome: HandlerOutcome) {
+        let refused = match outcome {
+            HandlerOutcome::Respond(payload) => {
+                match self.endpoint.respond(now, &query.id, &payload) {
+                    Ok(()) => return,
+                    Err(e) => Some(e),
+                }
+            }
+            HandlerOutcome::Panicked => None,
+        };
+        self.stats.query_handler_failures += 1;
+        if let Some(e) = refused {
             log_doubling(
                 self.stats.query_handler_failures,
                 format_args!(
@@ -162,12 +212,6 @@ impl Driver {
                 ),
             );
         }
-    }
-
-    /// A query handler produced no response it meant to (it panicked, or
-    /// its response was refused).
-    pub(crate) fn count_handler_failure(&mut self) {
-        self.stats.query_handler_failures += 1;
     }
 
     /// Whether datagrams wait for the socket to become writable.
@@ -197,14 +241,12 @@ impl Driver {
         });
     }
 
-    /// Whether a leave has ended: every update was sent as often as the
-    /// endpoint wanted, nobody is left to tell, or time is up.
+    /// Whether a leave has ended: the endpoint says the news is out, or the
+    /// caller's time is up.
     pub(crate) fn is_finished(&self, now: Time) -> bool {
-        self.leaving.as_ref().is_some_and(|l| {
-            now >= l.deadline
-                || self.endpoint.pending_broadcasts() == 0
-                || self.endpoint.num_live() == 0
-        })
+        self.leaving
+            .as_ref()
+            .is_some_and(|l| now >= l.deadline || self.endpoint.leave_finished())
     }
 
     /// Last chance to send what waits for writability, before the socket

@@ -3,24 +3,34 @@
 //!
 //! The node's loop only picks the handler for each query it receives
 //! (a glob match per registration) and queues the query; a thread of the
-//! node's own runs the handlers one at a time and posts each response
-//! back to the loop. So a handler that blocks delays other answers of its
-//! node but never the loop, which in a [`Host`](super::Host) serves every
-//! node on it. The thread starts with the first registration and ends once
-//! the node handle and its driver are gone and the queue is drained.
+//! node's own runs the handlers one at a time and hands each outcome to
+//! a [`Responder`], which the driver makes post it back to the loop. So a
+//! handler that blocks delays other answers of its node but never the loop,
+//! which in a [`Host`](super::Host) serves every node on it. The thread
+//! starts with the first registration and ends once the node handle and
+//! its driver are gone and the queue is drained.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use super::bus::{IncomingQuery, QueryHandlerFn};
-use super::driver::Driver;
-use super::reactor::Mailbox;
-use super::socket::log_doubling;
-use super::stats::RuntimeStats;
-use super::NodeError;
+use super::error::NodeError;
+use super::query::{IncomingQuery, QueryHandlerFn};
+use super::stats::{log_doubling, RuntimeStats};
 use crate::{Event, KeyPattern};
+
+/// What a handler's run means for its node.
+pub(crate) enum HandlerOutcome {
+    /// Send this response to the asker.
+    Respond(Vec<u8>),
+    /// The handler panicked: no response (counted).
+    Panicked,
+}
+
+/// Takes a handler's outcome for `query` back to its node, from the
+/// handler thread.
+pub(crate) type Responder = Arc<dyn Fn(IncomingQuery, HandlerOutcome) + Send + Sync>;
 
 struct Registration {
     pattern: KeyPattern,
@@ -31,7 +41,7 @@ struct Registration {
 struct Job {
     query: IncomingQuery,
     handler: Arc<QueryHandlerFn>,
-    mailbox: Mailbox,
+    responder: Responder,
 }
 
 #[derive(Default)]
@@ -95,7 +105,7 @@ impl QueryHandlers {
     pub(crate) fn dispatch(
         &self,
         events: &[Event],
-        mailbox: Option<&Mailbox>,
+        responder: Option<&Responder>,
         stats: &mut RuntimeStats,
     ) {
         let mut queries = events.iter().filter_map(IncomingQuery::of).peekable();
@@ -103,7 +113,7 @@ impl QueryHandlers {
             return;
         }
         let inner = self.lock();
-        let (Some(queue), Some(mailbox)) = (&inner.queue, mailbox) else {
+        let (Some(queue), Some(responder)) = (&inner.queue, responder) else {
             return;
         };
         for query in queries {
@@ -113,7 +123,7 @@ impl QueryHandlers {
             let job = Job {
                 query,
                 handler: r.handler.clone(),
-                mailbox: mailbox.clone(),
+                responder: responder.clone(),
             };
             if let Err(e) = queue.try_send(job) {
                 stats.query_handler_drops += 1;
@@ -130,28 +140,26 @@ impl QueryHandlers {
     }
 }
 
-/// The handler thread: runs each queued query's handler and posts its
-/// response to the node's loop. A panicking handler answers nothing; the
-/// thread goes on with the next query.
+/// The handler thread: runs each queued query's handler and hands what
+/// it produced to the query's responder. A panicking handler answers
+/// nothing; the thread goes on with the next query.
 fn run_handlers(jobs: Receiver<Job>) {
     for Job {
         query,
         handler,
-        mailbox,
+        responder,
     } in jobs
     {
         match panic::catch_unwind(AssertUnwindSafe(|| handler(&query))) {
             Ok(None) => {}
-            Ok(Some(payload)) => mailbox.post(Box::new(move |d: &mut Driver, now| {
-                d.respond_for_handler(now, &query, &payload)
-            })),
+            Ok(Some(payload)) => responder(query, HandlerOutcome::Respond(payload)),
             Err(_) => {
                 log::error!(
                     "the handler of query {:?} ({}) panicked: no response",
                     query.name,
                     query.id
                 );
-                mailbox.post(Box::new(|d: &mut Driver, _| d.count_handler_failure()));
+                responder(query, HandlerOutcome::Panicked);
             }
         }
     }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use super::error::NodeError;
 use super::node::{Node, NodeConfig};
 use super::reactor::ReactorHandle;
-use super::NodeError;
 
 /// One event-loop thread shared by many [`Node`]s. Each hosted node has its
 /// own socket, endpoint and subscriptions, and the same API as a standalone

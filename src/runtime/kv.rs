@@ -6,8 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use super::clock::{system_time_of, time_of};
+use super::error::NodeError;
 use super::node::Node;
-use super::NodeError;
 use crate::{KeyPattern, KeyValue};
 
 /// One visible key of one node, as [`Node::scan`] returns it.

@@ -17,119 +17,50 @@
 //! moves bytes, time and commands, and counts everything it cannot move
 //! ([`RuntimeStats`]). Problems are logged through the `log` facade.
 //!
-//! The pieces, one file each: `node` (the handle, its config and keyring
-//! calls), `kv` (the handle's key/value calls), `bus` (its event bus,
-//! query and election calls), `handlers` (query handlers and the thread
-//! they run on), `host`, `reactor` (the event loop), `driver` (one
-//! endpoint on a loop), `socket` (binding and the send queue), `clock`,
-//! `resolve` (seeds), `subscribe` (event fan-out and filters), `stats`.
+//! Subscriptions and queries hand out `crossbeam_channel` receivers; the
+//! types needed to use them ([`Receiver`], its errors, [`Select`] to wait on
+//! several) are re-exported here, so a program needs no dependency of its
+//! own on crossbeam.
+//!
+//! # Layers
+//!
+//! One concern per file; a file imports only from the layers below it, so
+//! there are no import cycles between files:
+//!
+//! 1. Plain types: `error` ([`NodeError`]), `subscribe` (what a
+//!    subscription selects: [`EventFilter`]), `query` (a
+//!    query's two ends: [`QueryHandle`], [`IncomingQuery`]), `stats`
+//!    ([`NodeStats`], [`RuntimeStats`]), `clock` (wall-clock [`Time`](crate::Time)).
+//! 2. The OS and the plumbing around an endpoint: `socket` (binding, the
+//!    send queue), `resolve` (seed names), `fanout` (events to
+//!    subscribers), `handlers` (query handlers and their thread).
+//! 3. `driver`: one endpoint on a loop, moving bytes, time and commands.
+//! 4. `reactor`: the event loop, running any number of drivers.
+//! 5. The public handles: `node` ([`Node`], [`NodeConfig`]; membership,
+//!    keyring and subscriptions), `kv` and `bus` (the node's key/value and
+//!    event bus calls), `host` ([`Host`]).
 
 mod bus;
 mod clock;
 mod driver;
+mod error;
+mod fanout;
 mod handlers;
 mod host;
 mod kv;
 mod node;
+mod query;
 mod reactor;
 mod resolve;
 mod socket;
 mod stats;
 mod subscribe;
 
-use std::fmt;
-use std::io;
-
-pub use bus::{IncomingQuery, QueryEvent, QueryHandle, QueryHandlerFn, QueryResult};
+pub use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Select, TryRecvError};
+pub use error::NodeError;
 pub use host::Host;
 pub use kv::KeyEntry;
 pub use node::{Node, NodeConfig};
+pub use query::{IncomingQuery, QueryEvent, QueryHandle, QueryHandlerFn, QueryResult};
 pub use stats::{NodeStats, RuntimeStats, SubscriberStats};
 pub use subscribe::EventFilter;
-
-use crate::security::KeyError;
-use crate::{BusError, ConfigError, KvError};
-
-/// Why a [`Node`] call failed.
-#[derive(Debug)]
-pub enum NodeError {
-    /// A configuration field cannot work (protocol or runtime).
-    Config(ConfigError),
-    /// The OS refused something (binding the socket, starting the thread).
-    Io {
-        /// What was being done.
-        what: String,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The node is not running: never started, stopped, or left.
-    NotRunning,
-    /// [`Node::start`] on a node already running.
-    AlreadyRunning,
-    /// A peer address that did not resolve.
-    Resolve {
-        /// The address as given.
-        spec: String,
-        /// Why it did not resolve.
-        reason: String,
-    },
-    /// A key/value write refused (nothing was written).
-    Kv(KvError),
-    /// A keyring change refused (the keyring is unchanged).
-    Key(KeyError),
-    /// An event, query, response, election or vote refused (nothing was
-    /// sent).
-    Bus(BusError),
-}
-
-impl fmt::Display for NodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeError::Config(e) => e.fmt(f),
-            NodeError::Io { what, source } => write!(f, "cannot {what}: {source}"),
-            NodeError::NotRunning => f.write_str("the node is not running"),
-            NodeError::AlreadyRunning => f.write_str("the node is already running"),
-            NodeError::Resolve { spec, reason } => write!(f, "cannot resolve {spec}: {reason}"),
-            NodeError::Kv(e) => write!(f, "write refused: {e}"),
-            NodeError::Key(e) => write!(f, "keyring change refused: {e}"),
-            NodeError::Bus(e) => write!(f, "refused: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for NodeError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            NodeError::Config(e) => Some(e),
-            NodeError::Io { source, .. } => Some(source),
-            NodeError::Kv(e) => Some(e),
-            NodeError::Key(e) => Some(e),
-            NodeError::Bus(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<ConfigError> for NodeError {
-    fn from(e: ConfigError) -> NodeError {
-        NodeError::Config(e)
-    }
-}
-
-impl From<KvError> for NodeError {
-    fn from(e: KvError) -> NodeError {
-        NodeError::Kv(e)
-    }
-}
-
-impl From<KeyError> for NodeError {
-    fn from(e: KeyError) -> NodeError {
-        NodeError::Key(e)
-    }
-}
-
-impl From<BusError> for NodeError {
-    fn from(e: BusError) -> NodeError {
-        NodeError::Bus(e)
-    }
-}

@@ -1,24 +1,32 @@
-//! [`Node`]: the handle a program holds, with a blocking API. Every call
-//! either runs on the node's event loop and waits for the answer, or reads
-//! state the handle keeps (subscriptions, addresses).
+//! [`Node`]: the handle a program holds, with a blocking API, and its
+//! [`NodeConfig`]. Every call either runs on the node's event loop and
+//! waits for the answer, or reads state the handle keeps (subscriptions,
+//! addresses, the configuration). Every method takes `&self`, so one node
+//! may be shared between threads (`Arc<Node>`): commands reach the loop
+//! over a channel, and the little state the handle keeps is behind locks
+//! that are never held while waiting for the loop.
+//!
+//! The handle's membership, keyring and subscription calls live here; its
+//! key/value calls in `kv`, its event bus calls in `bus`.
 
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
 use super::driver::Driver;
+use super::error::NodeError;
+use super::fanout::Subscribers;
 use super::handlers::QueryHandlers;
 use super::reactor::{NodeId, ReactorHandle};
 use super::resolve;
 use super::socket;
 use super::stats::NodeStats;
-use super::subscribe::{EventFilter, Subscribers};
-use super::NodeError;
+use super::subscribe::EventFilter;
 use crate::security::{KeyError, SecretKey};
-use crate::{Config, ConfigError, Endpoint, Event, Member, MemberState, Time};
+use crate::{Config, ConfigError, Endpoint, Event, Member, MemberCounts, MemberState, Time};
 
 /// Everything a [`Node`] needs: where to listen, what to advertise, whom
 /// to join, and the protocol [`Config`] (cluster name, node name, timers).
@@ -130,13 +138,18 @@ impl NodeConfig {
 /// [`Node::stop`] and [`Node::start`]. Dropping a node stops it (without
 /// leaving: to the cluster that is a crash).
 ///
+/// Every method takes `&self`: a node can be shared between threads
+/// through an `Arc<Node>`, and calls from several threads are applied one
+/// at a time on the node's loop. Methods named like the
+/// [`Endpoint`]'s do what the endpoint's method of that name does.
+///
 /// ```no_run
 /// use vinery::runtime::{Node, NodeConfig};
 /// use vinery::Config;
 ///
 /// let config = NodeConfig::new(Config::lan().with_name("node-1"), "127.0.0.1:7946".parse()?)
 ///     .with_seeds(["127.0.0.1:7947", "seed.example:7946"]);
-/// let mut node = Node::new(config);
+/// let node = Node::new(config);
 /// let events = node.subscribe();
 /// node.start()?;
 /// for event in events.iter().take(3) {
@@ -147,12 +160,24 @@ impl NodeConfig {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Node {
-    config: NodeConfig,
+    /// The protocol config's name, which nothing changes.
+    name: String,
+    /// The configuration, with the changes made through the handle
+    /// (metadata, keyring, migration switches) applied on the node's loop
+    /// in the order the endpoint applied them, so that a restarted node
+    /// comes back as it was.
+    config: Arc<Mutex<NodeConfig>>,
     pub(super) subscribers: Arc<Subscribers>,
     /// Query handlers, kept here so that they survive stop and start.
     pub(super) handlers: Arc<QueryHandlers>,
     /// The host's loop, for a hosted node.
     host: Option<Arc<ReactorHandle>>,
+    /// Held through a start or stop, so that they happen one at a time.
+    run: Mutex<RunState>,
+}
+
+#[derive(Default)]
+struct RunState {
     running: Option<Running>,
     /// The address the last run bound, so that a restart keeps its port.
     last_local: Option<SocketAddr>,
@@ -167,10 +192,23 @@ struct Running {
     advertise: SocketAddr,
 }
 
+impl Running {
+    fn is(&self, reactor: &Arc<ReactorHandle>, id: NodeId) -> bool {
+        Arc::ptr_eq(&self.reactor, reactor) && self.id == id
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         self.reactor.remove(self.id);
     }
+}
+
+/// Locks `m`. What the handle's locks guard is replaced whole (a config
+/// field, the running state), so a panic while holding one leaves nothing
+/// half-done worth refusing.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Node {
@@ -182,56 +220,59 @@ impl Node {
     pub(super) fn placed(config: NodeConfig, host: Option<Arc<ReactorHandle>>) -> Node {
         let capacity = config.event_buffer.max(1);
         Node {
+            name: config.protocol.name.clone(),
             subscribers: Arc::new(Subscribers::new(capacity)),
             handlers: Arc::new(QueryHandlers::new(capacity)),
-            config,
+            config: Arc::new(Mutex::new(config)),
             host,
-            running: None,
-            last_local: None,
+            run: Mutex::default(),
         }
     }
 
-    /// The configuration.
-    pub fn config(&self) -> &NodeConfig {
-        &self.config
+    /// The configuration, as changed through this handle since (metadata,
+    /// keyring, migration switches): what the next [`Node::start`] uses.
+    pub fn config(&self) -> NodeConfig {
+        lock(&self.config).clone()
     }
 
     /// This node's name.
     pub fn name(&self) -> &str {
-        &self.config.protocol.name
+        &self.name
     }
 
     /// Binds the socket, creates a fresh [`Endpoint`] (new random seed,
     /// incarnation 0) and starts joining the seeds. A node that ran before
     /// under the same name refutes its old record and is alive again.
-    pub fn start(&mut self) -> Result<(), NodeError> {
-        if self.running.is_some() {
+    pub fn start(&self) -> Result<(), NodeError> {
+        let mut run = lock(&self.run);
+        if run.running.is_some() {
             return Err(NodeError::AlreadyRunning);
         }
-        self.config.validate()?;
-        let bound = self.bind()?;
+        let config = self.config();
+        config.validate()?;
+        let bound = bind(&config, run.last_local)?;
         let local = bound.local;
-        let advertise = match self.config.advertise {
+        let advertise = match config.advertise {
             Some(a) if a.port() == 0 => SocketAddr::new(a.ip(), local.port()),
             Some(a) => a,
             None => local,
         };
-        let endpoint = Endpoint::new(self.config.protocol.clone(), advertise, fresh_seed(local))?;
+        let endpoint = Endpoint::new(config.protocol, advertise, fresh_seed(local))?;
         let driver = Driver::new(
             endpoint,
             bound,
-            self.config.seeds.clone(),
+            config.seeds,
             self.subscribers.clone(),
             self.handlers.clone(),
-            self.config.send_queue,
+            config.send_queue,
         );
         let reactor = match &self.host {
             Some(host) => host.clone(),
             None => Arc::new(ReactorHandle::spawn(format!("vinery {}", self.name()))?),
         };
         let id = reactor.add(driver)?;
-        self.last_local = Some(local);
-        self.running = Some(Running {
+        run.last_local = Some(local);
+        run.running = Some(Running {
             reactor,
             id,
             local,
@@ -240,55 +281,47 @@ impl Node {
         Ok(())
     }
 
-    fn bind(&self) -> Result<socket::Bound, NodeError> {
-        let bind = self.config.bind;
-        if let Some(last) = self.last_local.filter(|_| bind.port() == 0) {
-            // Peers still know the old port: keeping it lets them reach the
-            // restarted node before they hear of its new address.
-            if let Ok(b) = socket::bind(
-                SocketAddr::new(bind.ip(), last.port()),
-                self.config.socket_buffer,
-            ) {
-                return Ok(b);
-            }
-        }
-        socket::bind(bind, self.config.socket_buffer).map_err(|source| NodeError::Io {
-            what: format!("bind {bind}"),
-            source,
-        })
-    }
-
     /// Stops at once, without telling the cluster (peers will find the node
     /// failed). Does nothing if not running.
-    pub fn stop(&mut self) {
-        self.running = None;
+    pub fn stop(&self) {
+        let stopped = lock(&self.run).running.take();
+        // Outside the lock: taking the driver off its loop waits for the loop.
+        drop(stopped);
     }
 
     /// Leaves gracefully: broadcasts the departure, keeps running until the
-    /// news is out (no update left to send, or nobody left to tell) or
-    /// `timeout` has passed, then stops.
-    pub fn leave(&mut self, timeout: Duration) -> Result<(), NodeError> {
+    /// news is out ([`Endpoint::leave_finished`]) or `timeout` has passed,
+    /// then stops.
+    pub fn leave(&self, timeout: Duration) -> Result<(), NodeError> {
+        let (reactor, id) = self.target()?;
         let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
-        self.call(move |d, now| d.leave(now, timeout, done_tx))?;
+        reactor.call(id, move |d, now| d.leave(now, timeout, done_tx))?;
         // The driver holds `done_tx` until it is off the loop.
         let _ = done_rx.recv();
-        self.running = None;
+        let mut run = lock(&self.run);
+        // Another thread may have stopped the node meanwhile, and started it
+        // again: that run is not the one that left.
+        if run.running.as_ref().is_some_and(|r| r.is(&reactor, id)) {
+            let left = run.running.take();
+            drop(run);
+            drop(left);
+        }
         Ok(())
     }
 
     /// Whether the node is started (and has not stopped or left).
     pub fn is_running(&self) -> bool {
-        self.running.is_some()
+        lock(&self.run).running.is_some()
     }
 
     /// The address the socket is bound to, while running.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.running.as_ref().map(|r| r.local)
+        lock(&self.run).running.as_ref().map(|r| r.local)
     }
 
     /// The address peers know this node by, while running.
     pub fn advertise_addr(&self) -> Option<SocketAddr> {
-        self.running.as_ref().map(|r| r.advertise)
+        lock(&self.run).running.as_ref().map(|r| r.advertise)
     }
 
     /// Every event from now on, through a channel of
@@ -310,6 +343,35 @@ impl Node {
         self.subscribers.add_once(filter)
     }
 
+    /// Every member known, in any state, this node included.
+    pub fn members(&self) -> Result<Vec<Member>, NodeError> {
+        self.with_endpoint(|ep, _| ep.members())
+    }
+
+    /// One member by name (this node included), in any state; only that
+    /// member is copied off the node's loop.
+    pub fn member(&self, name: &str) -> Result<Option<Member>, NodeError> {
+        let name = name.to_owned();
+        self.with_endpoint(move |ep, _| ep.member(&name))
+    }
+
+    /// Whether `name` is a live member: alive, or suspect (a suspect is a
+    /// member until it is declared failed; [`Node::member`] tells the two
+    /// apart). False for a member failed, left or unknown.
+    pub fn is_alive(&self, name: &str) -> Result<bool, NodeError> {
+        let name = name.to_owned();
+        self.with_endpoint(move |ep, _| {
+            ep.member(&name)
+                .is_some_and(|m| matches!(m.state, MemberState::Alive | MemberState::Suspect))
+        })
+    }
+
+    /// How many members are known in each state, this node included,
+    /// counted on the node's loop (no member list is copied).
+    pub fn member_counts(&self) -> Result<MemberCounts, NodeError> {
+        self.with_endpoint(|ep, _| ep.member_counts())
+    }
+
     /// Every other member known, in any state.
     pub fn all_peers(&self) -> Result<Vec<Member>, NodeError> {
         self.peers(|_| true)
@@ -327,10 +389,12 @@ impl Node {
     }
 
     fn peers(&self, keep: fn(MemberState) -> bool) -> Result<Vec<Member>, NodeError> {
-        let mut members = self.with_endpoint(|ep, _| ep.members())?;
-        let me = self.name();
-        members.retain(|m| m.name != me && keep(m.state));
-        Ok(members)
+        let me = self.name.clone();
+        self.with_endpoint(move |ep, _| {
+            let mut members = ep.members();
+            members.retain(|m| m.name != me && keep(m.state));
+            members
+        })
     }
 
     /// This node's own record.
@@ -345,12 +409,20 @@ impl Node {
         self.with_endpoint(|ep, _| ep.state_hash())
     }
 
-    /// Joins (also) through `addr` (`ip:port`, `[ipv6]:port` or
+    /// Lifeguard's local health score (0 is healthy; see
+    /// [`Endpoint::health_score`]).
+    pub fn health_score(&self) -> Result<u32, NodeError> {
+        self.with_endpoint(|ep, _| ep.health_score())
+    }
+
+    /// Joins (also) through `seeds` (each `ip:port`, `[ipv6]:port` or
     /// `name:port`, resolved here, on the caller's thread): how a running
-    /// node is pointed at a cluster it was not seeded with.
-    pub fn add_peer(&self, addr: &str) -> Result<(), NodeError> {
+    /// node is pointed at a cluster it was not seeded with. Nothing is
+    /// joined if any seed does not resolve.
+    pub fn join<S: AsRef<str>>(&self, seeds: &[S]) -> Result<(), NodeError> {
         let ipv6 = self.local_addr().ok_or(NodeError::NotRunning)?.is_ipv6();
-        let found = resolve::resolve_all(&[addr.to_string()], ipv6);
+        let specs: Vec<String> = seeds.iter().map(|s| s.as_ref().to_owned()).collect();
+        let found = resolve::resolve_all(&specs, ipv6);
         if let Some((spec, why)) = found.failures.into_iter().next() {
             return Err(NodeError::Resolve { spec, reason: why });
         }
@@ -360,11 +432,13 @@ impl Node {
     /// Replaces this node's metadata (see [`Endpoint::set_meta`]). Kept in
     /// [`Node::config`] like the keyring, so a restarted node keeps its
     /// tags (which query filters match on).
-    pub fn set_meta(&mut self, meta: &[u8]) -> Result<(), NodeError> {
-        let sent = meta.to_vec();
-        self.with_endpoint(move |ep, now| ep.set_meta(now, &sent))??;
-        self.config.protocol.meta = meta.to_vec();
-        Ok(())
+    pub fn set_meta(&self, meta: &[u8]) -> Result<(), NodeError> {
+        let meta = meta.to_vec();
+        Ok(self.with_endpoint_and_config(move |ep, config, now| {
+            ep.set_meta(now, &meta)?;
+            config.protocol.meta = meta;
+            Ok::<_, ConfigError>(())
+        })??)
     }
 
     /// Adds `key` to the keyring: datagrams sealed with it are accepted
@@ -375,7 +449,7 @@ impl Node {
     ///
     /// Keyring changes are also kept in [`Node::config`], so a restarted
     /// node comes back with the keyring it had.
-    pub fn install_key(&mut self, key: SecretKey) -> Result<(), NodeError> {
+    pub fn install_key(&self, key: SecretKey) -> Result<(), NodeError> {
         self.change_keys(move |ep| {
             ep.install_key(key);
             Ok(())
@@ -383,45 +457,49 @@ impl Node {
     }
 
     /// Makes the installed `key` the primary: the one this node seals with.
-    pub fn use_key(&mut self, key: &SecretKey) -> Result<(), NodeError> {
+    pub fn use_key(&self, key: &SecretKey) -> Result<(), NodeError> {
         let key = key.clone();
         self.change_keys(move |ep| ep.use_key(&key))
     }
 
     /// Removes `key` from the keyring; the primary cannot be removed.
-    pub fn remove_key(&mut self, key: &SecretKey) -> Result<(), NodeError> {
+    pub fn remove_key(&self, key: &SecretKey) -> Result<(), NodeError> {
         let key = key.clone();
         self.change_keys(move |ep| ep.remove_key(&key))
     }
 
     /// The keyring, primary first.
-    pub fn list_keys(&self) -> Result<Vec<SecretKey>, NodeError> {
+    pub fn keys(&self) -> Result<Vec<SecretKey>, NodeError> {
         self.with_endpoint(|ep, _| ep.keys().to_vec())
     }
 
     fn change_keys(
-        &mut self,
+        &self,
         change: impl FnOnce(&mut Endpoint) -> Result<(), KeyError> + Send + 'static,
     ) -> Result<(), NodeError> {
-        let keys = self.with_endpoint(move |ep, _| change(ep).map(|()| ep.keys().to_vec()))??;
-        self.config.protocol.keys = keys;
-        Ok(())
+        Ok(self.with_endpoint_and_config(move |ep, config, _| {
+            change(ep)?;
+            config.protocol.keys = ep.keys().to_vec();
+            Ok::<_, KeyError>(())
+        })??)
     }
 
     /// Migration switch (`Config::send_plaintext`): with keys, keep sending
     /// plaintext. Kept in [`Node::config`] like the keyring.
-    pub fn set_send_plaintext(&mut self, on: bool) -> Result<(), NodeError> {
-        self.with_endpoint(move |ep, _| ep.set_send_plaintext(on))?;
-        self.config.protocol.send_plaintext = on;
-        Ok(())
+    pub fn set_send_plaintext(&self, on: bool) -> Result<(), NodeError> {
+        self.with_endpoint_and_config(move |ep, config, _| {
+            ep.set_send_plaintext(on);
+            config.protocol.send_plaintext = on;
+        })
     }
 
     /// Migration switch (`Config::accept_plaintext`): with keys, keep
     /// accepting plaintext. Kept in [`Node::config`] like the keyring.
-    pub fn set_accept_plaintext(&mut self, on: bool) -> Result<(), NodeError> {
-        self.with_endpoint(move |ep, _| ep.set_accept_plaintext(on))?;
-        self.config.protocol.accept_plaintext = on;
-        Ok(())
+    pub fn set_accept_plaintext(&self, on: bool) -> Result<(), NodeError> {
+        self.with_endpoint_and_config(move |ep, config, _| {
+            ep.set_accept_plaintext(on);
+            config.protocol.accept_plaintext = on;
+        })
     }
 
     /// The endpoint's counters and the runtime's.
@@ -429,12 +507,19 @@ impl Node {
         self.call(|d, _| d.stats())
     }
 
+    /// The loop the node runs on and its driver's id there.
+    fn target(&self) -> Result<(Arc<ReactorHandle>, NodeId), NodeError> {
+        let run = lock(&self.run);
+        let r = run.running.as_ref().ok_or(NodeError::NotRunning)?;
+        Ok((r.reactor.clone(), r.id))
+    }
+
     fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Driver, Time) -> R + Send + 'static,
     ) -> Result<R, NodeError> {
-        let r = self.running.as_ref().ok_or(NodeError::NotRunning)?;
-        r.reactor.call(r.id, f)
+        let (reactor, id) = self.target()?;
+        reactor.call(id, f)
     }
 
     /// Runs `f` on the endpoint, on the node's loop, with the current time;
@@ -445,6 +530,37 @@ impl Node {
     ) -> Result<R, NodeError> {
         self.call(move |d, now| f(d.endpoint_mut(), now))
     }
+
+    /// [`Node::with_endpoint`], with the handle's configuration too, for a
+    /// change to be kept for the next start: changes from several threads
+    /// reach the configuration in the order the endpoint applied them.
+    fn with_endpoint_and_config<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Endpoint, &mut NodeConfig, Time) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let config = self.config.clone();
+        self.with_endpoint(move |ep, now| f(ep, &mut lock(&config), now))
+    }
+}
+
+/// Binds the socket `config` asks for; after an earlier run bound `last`,
+/// an ephemeral request tries that port first.
+fn bind(config: &NodeConfig, last: Option<SocketAddr>) -> Result<socket::Bound, NodeError> {
+    let bind = config.bind;
+    if let Some(last) = last.filter(|_| bind.port() == 0) {
+        // Peers still know the old port: keeping it lets them reach the
+        // restarted node before they hear of its new address.
+        if let Ok(b) = socket::bind(
+            SocketAddr::new(bind.ip(), last.port()),
+            config.socket_buffer,
+        ) {
+            return Ok(b);
+        }
+    }
+    socket::bind(bind, config.socket_buffer).map_err(|source| NodeError::Io {
+        what: format!("bind {bind}"),
+        source,
+    })
 }
 
 /// A new seed for every run, so that a restarted node does not replay its
@@ -452,16 +568,4 @@ impl Node {
 fn fresh_seed(local: SocketAddr) -> u64 {
     // RandomState is seeded from the OS; no other random source is linked in.
     std::collections::hash_map::RandomState::new().hash_one((std::time::SystemTime::now(), local))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn handles_can_be_shared_between_threads() {
-        fn shareable<T: Send + Sync>() {}
-        shareable::<Node>();
-        shareable::<super::super::Host>();
-    }
 }

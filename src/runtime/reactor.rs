@@ -14,12 +14,9 @@ use crossbeam_channel::{Receiver, Sender};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use super::clock::WallClock;
-use super::driver::Driver;
-use super::NodeError;
+use super::driver::{Call, Driver, Mailbox};
+use super::error::NodeError;
 use crate::Time;
-
-/// Work for a driver, run on its loop with the current time.
-pub(crate) type Call = Box<dyn FnOnce(&mut Driver, Time) + Send>;
 
 /// A driver's address on its loop. The generation tells a reused slot from
 /// the driver that held it before, so late work (a seed resolution that
@@ -36,24 +33,6 @@ pub(crate) enum Op {
     /// Replies once the driver and its socket are gone.
     Remove(NodeId, Sender<()>),
     Shutdown,
-}
-
-/// Sends work to one driver from any thread (helper threads use it).
-#[derive(Clone)]
-pub(crate) struct Mailbox {
-    tx: Sender<Op>,
-    waker: Arc<Waker>,
-    id: NodeId,
-}
-
-impl Mailbox {
-    /// Queues `call` for the driver; dropped if it is gone by then.
-    pub(crate) fn post(&self, call: Call) {
-        // A closed channel means the loop is gone, and the work with it.
-        if self.tx.send(Op::Call(self.id, call)).is_ok() {
-            wake(&self.waker);
-        }
-    }
 }
 
 fn wake(waker: &Waker) {
@@ -311,13 +290,16 @@ impl Reactor {
             generation: self.next_generation,
         };
         self.next_generation += 1;
+        let (tx, waker) = (self.mailbox_tx.clone(), self.waker.clone());
         driver.start(
             now,
-            Mailbox {
-                tx: self.mailbox_tx.clone(),
-                waker: self.waker.clone(),
-                id,
-            },
+            Mailbox::new(move |call| {
+                // A closed channel means the loop is gone, and the work
+                // with it.
+                if tx.send(Op::Call(id, call)).is_ok() {
+                    wake(&waker);
+                }
+            }),
         );
         let entry = Some(Slot {
             generation: id.generation,

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use mio::net::UdpSocket;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::stats::RuntimeStats;
+use super::stats::{log_doubling, RuntimeStats};
 use crate::Transmit;
 
 /// A bound, nonblocking socket and what the OS granted for it.
@@ -124,17 +124,6 @@ fn send_one(socket: &UdpSocket, t: &Transmit, stats: &mut RuntimeStats) -> bool 
                 return true;
             }
         }
-    }
-}
-
-/// Logs the 1st, 2nd, 4th, 8th… occurrence of a repeated problem as a
-/// warning (the rest at debug level): a persistent fault is visible without
-/// flooding the log, and the counter in stats has the exact number.
-pub(crate) fn log_doubling(count: u64, what: std::fmt::Arguments<'_>) {
-    if count.is_power_of_two() {
-        log::warn!("{what} (occurrence {count}, counted in stats)");
-    } else {
-        log::debug!("{what}");
     }
 }
 

@@ -66,7 +66,7 @@ pub fn hosted_cluster_with(
         let seeds: Vec<_> = nodes.iter().take(3).filter_map(Node::local_addr).collect();
         let mut config = node_config(&format!("{prefix}{i:02}"), "127.0.0.1", &seeds);
         tweak(&mut config);
-        let mut node = host.node(config);
+        let node = host.node(config);
         node.start().unwrap();
         nodes.push(node);
     }
@@ -85,7 +85,7 @@ pub fn standalone_nodes(names: &[&str], ip: &str, tweak: impl Fn(&mut NodeConfig
             .collect();
         let mut config = node_config(name, ip, &seeds);
         tweak(&mut config);
-        let mut node = Node::new(config);
+        let node = Node::new(config);
         node.start().unwrap();
         nodes.push(node);
     }

@@ -453,7 +453,7 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
                 return Err("join: no address given".into());
             }
             for addr in &addrs {
-                node.add_peer(addr)
+                node.join(&[addr])
                     .map_err(|e| format!("join {addr}: {e}"))?;
             }
             log::info!("{}: joining through {}", node.name(), addrs.join(", "));
@@ -523,7 +523,7 @@ fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Repl
                 }
                 change_keys(node, change, settings)?;
             }
-            let keys = node.list_keys().map_err(text)?;
+            let keys = node.keys().map_err(text)?;
             fields.insert("keys".into(), control::keyring_json(&keys));
             let protocol = &node.config().protocol;
             fields.insert("send_plaintext".into(), json!(protocol.send_plaintext));
