@@ -33,7 +33,7 @@
 //! is created with mode 0700 and must belong to the current user.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -199,6 +199,9 @@ pub fn prepare_dir(path: &Path) -> io::Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        // The umask may have taken bits off the mode; 0700 is what keeps
+        // others from reaching the socket.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let owner = std::fs::metadata(dir)?.uid();
     if owner != current_uid() {
@@ -219,11 +222,17 @@ pub fn call(path: &Path, request: &Request) -> Result<Json, String> {
         .set_read_timeout(Some(request.answer_within()))
         .map_err(|e| fail("cannot use", e))?;
     let line = serde_json::to_string(request).expect("requests serialize");
-    writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e))?;
+    // A busy agent answers and hangs up before reading: its answer says
+    // more than the failed write would.
+    let written = writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e));
     let mut response = String::new();
-    BufReader::new(stream)
-        .read_line(&mut response)
-        .map_err(|e| fail("no answer from", e))?;
+    let read = BufReader::new(stream).read_line(&mut response);
+    match (written, read) {
+        (_, Ok(n)) if n > 0 => {}
+        (Err(e), _) => return Err(e),
+        (Ok(()), Ok(_)) => return Err(format!("no answer from {}", path.display())),
+        (Ok(()), Err(e)) => return Err(fail("no answer from", e)),
+    }
     let response: Json = serde_json::from_str(&response)
         .map_err(|e| format!("bad answer from {}: {e}", path.display()))?;
     if response["ok"] == json!(true) {
@@ -236,17 +245,8 @@ pub fn call(path: &Path, request: &Request) -> Result<Json, String> {
     }
 }
 
-/// Reads one request line from a connection.
-pub fn read_request(stream: &UnixStream) -> Result<Request, String> {
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the request: {e}"))?;
-    serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
-}
-
-/// Writes one response line: `fields` with `"ok":true`, or the error.
-pub fn write_response(mut stream: &UnixStream, result: Result<Map<String, Json>, String>) {
+/// One response line: `fields` with `"ok":true`, or the error.
+pub fn response_line(result: Result<Map<String, Json>, String>) -> Vec<u8> {
     let body = match result {
         Ok(mut fields) => {
             fields.insert("ok".into(), json!(true));
@@ -254,8 +254,9 @@ pub fn write_response(mut stream: &UnixStream, result: Result<Map<String, Json>,
         }
         Err(error) => json!({"ok": false, "error": error}),
     };
-    // A client that hung up has nobody to tell.
-    let _ = writeln!(stream, "{body}");
+    let mut line = body.to_string().into_bytes();
+    line.push(b'\n');
+    line
 }
 
 /// A member as JSON (metadata as a string, lossily if it is not UTF-8).

@@ -1,0 +1,91 @@
+//! The agent's configuration errors in the user's terms: each names the
+//! flag that was typed, not the library's field (`--name`, not
+//! `max_value_len`, which the command line does not expose).
+
+use vinery::runtime::{NodeConfig, NodeError};
+use vinery::{ConfigError, KvError};
+
+/// Checks `config` as [`NodeConfig::validate`] does, blaming the flag.
+pub fn validate(config: &NodeConfig) -> Result<(), String> {
+    config.validate().map_err(|e| blame(&e, config))
+}
+
+/// `error` in terms of the agent's flags.
+fn blame(error: &ConfigError, config: &NodeConfig) -> String {
+    let reason = &error.reason;
+    match error.field {
+        // The only limit on the name the command line can break besides
+        // its own: a key/value entry carries the owner's name, and the
+        // preset's largest value must still fit a datagram with it.
+        "name" | "max_value_len" => {
+            let name = &config.protocol.name;
+            if name.is_empty() {
+                "--name: must not be empty".into()
+            } else {
+                format!(
+                    "--name: at most {} bytes, got {}",
+                    longest_name(config),
+                    name.len()
+                )
+            }
+        }
+        "cluster_name" => format!(
+            "--cluster: {reason}, got {}",
+            config.protocol.cluster_name.len()
+        ),
+        "meta" => format!("--meta: {reason}"),
+        "advertise" => format!("--advertise: {reason}"),
+        // The rest come from --profile's preset, which is valid: only a
+        // library change reaches here.
+        _ => format!("--profile: {error}"),
+    }
+}
+
+/// The longest name `config` accepts (every other field as it is).
+fn longest_name(config: &NodeConfig) -> usize {
+    let fits = |len: usize| {
+        let mut c = config.protocol.clone();
+        c.name = "n".repeat(len);
+        !matches!(c.validate(), Err(e) if e.field == "name" || e.field == "max_value_len")
+    };
+    // `fits` holds up to the limit and not beyond: find the edge.
+    let (mut lo, mut hi) = (0, config.protocol.name.len());
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        if fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// A failed start of the node, naming the flag when one is to blame.
+pub fn start_error(error: NodeError, config: &NodeConfig) -> String {
+    match error {
+        NodeError::Config(e) => blame(&e, config),
+        NodeError::Io { what, source } if what.starts_with("bind") => {
+            format!("--bind {}: {source}", config.bind)
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A refused `--set KEY=VALUE` (or its `--ttl`), in the flags' terms.
+pub fn set_error(key: &str, error: NodeError) -> String {
+    match error {
+        NodeError::Kv(KvError::EmptyKey) => "--set: the key must not be empty".into(),
+        NodeError::Kv(KvError::KeyTooLong { len, max }) => {
+            format!("--set {key}=…: the key is at most {max} bytes, got {len}")
+        }
+        NodeError::Kv(KvError::ValueTooLarge { len, max }) => {
+            format!("--set {key}=…: the value is at most {max} bytes with this key, got {len}")
+        }
+        NodeError::Kv(KvError::TooManyKeys { max }) => {
+            format!("--set: at most {max} keys")
+        }
+        NodeError::Kv(KvError::ExpiryInPast) => "--ttl: must be positive".into(),
+        other => format!("--set {key}: {other}"),
+    }
+}
