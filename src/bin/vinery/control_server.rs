@@ -173,6 +173,9 @@ enum Unread {
     TimedOut,
     TooLong,
     Bad(String),
+    /// Hung up without a word (another agent checking whether this one
+    /// is alive, say): nothing to answer.
+    Empty,
     Io(io::Error),
 }
 
@@ -191,6 +194,7 @@ impl Connection {
                         format!("request longer than {MAX_REQUEST} bytes"),
                     ),
                     Unread::Bad(e) => (&self.stats.bad_requests, format!("bad request: {e}")),
+                    Unread::Empty => return,
                     Unread::Io(e) => {
                         log::debug!("control socket: reading a request: {e}");
                         return;
@@ -264,6 +268,7 @@ fn read_request(stream: &mut UnixStream) -> Result<Request, Unread> {
         }
         stream.set_read_timeout(Some(left)).map_err(Unread::Io)?;
         let n = match stream.read(&mut chunk) {
+            Ok(0) if line.is_empty() => return Err(Unread::Empty),
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
