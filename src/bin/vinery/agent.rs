@@ -35,7 +35,9 @@ use crate::{config_flags, keyfile, logger};
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
 commands (members, stats, leave, get, set, delete, kv, keys, event, query, \
-election, vote) find it the same way from --name (or take --control).\n\n\
+election, vote) find it the same way from --name (or take --control). It \
+is made 0600 (a directory the agent creates, 0700) whatever the umask; an \
+existing path is replaced only if it is a socket nobody listens on.\n\n\
 Encryption: --key-file, --keyring-file, --key (repeatable) or the \
 VINERY_KEY environment variable (base64 keys separated by commas); one of \
 them, the first key is the primary. --key shows the key to every local \

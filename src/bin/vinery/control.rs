@@ -1,5 +1,7 @@
 //! The agent's control socket: a Unix domain socket where each connection
-//! carries one JSON request line and gets one JSON response line.
+//! carries one JSON request line and gets one JSON response line (the
+//! agent's limits on both, and how it makes the socket, are in
+//! `control_server.rs`).
 //!
 //! Requests are objects tagged by `cmd`, with the command's arguments as
 //! fields: `{"cmd":"members"}`, `{"cmd":"stats"}`, `{"cmd":"leave"}`,
