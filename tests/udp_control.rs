@@ -179,6 +179,13 @@ fn answer_of(mut s: UnixStream, within: Duration) -> Json {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("answer {text:?}: {e}"))
 }
 
+/// Asserts that `answer` is an error mentioning `why`.
+fn assert_refused(answer: &Json, why: &str) {
+    assert_eq!(answer["ok"], false, "{answer}");
+    let error = answer["error"].as_str().unwrap_or_default();
+    assert!(error.contains(why), "{answer}");
+}
+
 fn control_counter(control: &Path, name: &str) -> u64 {
     client("stats", control).map_or(0, |s| {
         s["stats"]["control"][name]
@@ -271,24 +278,15 @@ fn stalling_control_clients_never_stall_the_agent() {
 
     // Each misbehaving client is cut off, with an answer saying why.
     let (answer, took) = dribbling.join().unwrap();
-    assert_eq!(answer["ok"], false, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("within"),
-        "{answer}"
-    );
+    assert_refused(&answer, "within");
     assert!(
         took < Duration::from_secs(15),
         "the dribbling client lasted {took:?}"
     );
     let (answer, sent) = endless.join().unwrap();
-    assert_eq!(answer["ok"], false, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("longer"),
-        "{answer}"
-    );
+    assert_refused(&answer, "longer");
     assert!(sent < 8 << 20, "the agent read {sent} bytes of one request");
-    let silent_answer = answer_of(silent, DEADLINE);
-    assert_eq!(silent_answer["ok"], false, "{silent_answer}");
+    assert_refused(&answer_of(silent, DEADLINE), "within");
     for counter in ["request_timeouts", "requests_too_long", "answer_timeouts"] {
         assert!(
             wait_until(DEADLINE, || control_counter(&control, counter) >= 1),
@@ -325,11 +323,7 @@ fn too_many_control_clients_are_told_busy() {
     let start = Instant::now();
     let answer = answer_of(connect_and_send(&control, b""), DEADLINE);
     assert!(start.elapsed() < PROMPT, "busy took {:?}", start.elapsed());
-    assert_eq!(answer["ok"], false, "{answer}");
-    assert!(
-        answer["error"].as_str().unwrap().contains("busy"),
-        "{answer}"
-    );
+    assert_refused(&answer, "busy");
     // Once the silent ones are cut off, the agent answers again.
     assert!(wait_until(DEADLINE, || client("members", &control).is_some()));
     assert!(control_counter(&control, "refused_busy") >= 1);
@@ -416,28 +410,11 @@ fn keys_come_from_a_file_or_the_environment() {
     let cluster = format!("ctl-keys-{}", std::process::id());
     // A keyring "file" that never ends fails at once, naming the flag.
     let control = dir.path("z.sock");
-    let out = refused(agent_cmd(
-        &cluster,
-        "z",
-        &control,
-        &["--keyring-file", "/dev/zero"],
-    ));
-    assert!(
-        stderr(&out).contains("--keyring-file /dev/zero"),
-        "{}",
-        stderr(&out)
-    );
-    let out = refused(agent_cmd(
-        &cluster,
-        "z",
-        &control,
-        &["--key-file", "/dev/zero"],
-    ));
-    assert!(
-        stderr(&out).contains("--key-file /dev/zero"),
-        "{}",
-        stderr(&out)
-    );
+    for flag in ["--keyring-file", "--key-file"] {
+        let out = refused(agent_cmd(&cluster, "z", &control, &[flag, "/dev/zero"]));
+        let blamed = format!("{flag} /dev/zero");
+        assert!(stderr(&out).contains(&blamed), "{}", stderr(&out));
+    }
 
     let key = base64_key(7);
     let key_file = dir.path("k.key");
