@@ -43,8 +43,8 @@ VINERY_KEY environment variable (base64 keys separated by commas); one of \
 them, the first key is the primary. --key shows the key to every local \
 user in the process list: prefer the others (VINERY_KEY is readable only \
 by the same user and root, and --answer-cmd commands do not inherit it). \
-Key files must be at most 64 KiB. Moving a running plaintext cluster to encryption: restart \
-each agent with the key, --send-plaintext and --accept-plaintext; then each \
+Key files must be at most 64 KiB. Moving a running plaintext cluster to \
+encryption: restart each agent with the key, --send-plaintext and --accept-plaintext; then each \
 with only --accept-plaintext; then with neither. Or live, each step on \
 every agent before the next: vinery keys --send-plaintext on, \
 --accept-plaintext on, --install KEY, --send-plaintext off, \
