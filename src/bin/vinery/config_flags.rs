@@ -2,12 +2,31 @@
 //! flag that was typed, not the library's field (`--name`, not
 //! `max_value_len`, which the command line does not expose).
 
+use std::net::SocketAddr;
+
 use vinery::runtime::{NodeConfig, NodeError};
 use vinery::{ConfigError, KvError};
 
-/// Checks `config` as [`NodeConfig::validate`] does, blaming the flag.
+/// Checks `config` as [`NodeConfig::validate`] does, blaming the flag,
+/// and that every `--join` has the form a seed can ever resolve from.
 pub fn validate(config: &NodeConfig) -> Result<(), String> {
-    config.validate().map_err(|e| blame(&e, config))
+    config.validate().map_err(|e| blame(&e, config))?;
+    match config.seeds.iter().find(|s| !seed_form(s)) {
+        // The runtime would log it on every join retry, never joining.
+        Some(seed) => Err(format!(
+            "--join {seed}: expected ip:port, [ipv6]:port or name:port"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Whether `seed` is an address or a `name:port` (a name that does not
+/// resolve yet may later: the runtime retries it).
+fn seed_form(seed: &str) -> bool {
+    seed.parse::<SocketAddr>().is_ok()
+        || seed
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
 }
 
 /// `error` in terms of the agent's flags.
