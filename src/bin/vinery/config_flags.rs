@@ -21,12 +21,13 @@ pub fn validate(config: &NodeConfig) -> Result<(), String> {
 }
 
 /// Whether `seed` is an address or a `name:port` (a name that does not
-/// resolve yet may later: the runtime retries it).
+/// resolve yet may later: the runtime retries it). A host with a colon
+/// that is not a bracketed IPv6 address is no name.
 fn seed_form(seed: &str) -> bool {
     seed.parse::<SocketAddr>().is_ok()
-        || seed
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+        || seed.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(':') && port.parse::<u16>().is_ok()
+        })
 }
 
 /// `error` in terms of the agent's flags.
@@ -106,5 +107,45 @@ pub fn set_error(key: &str, error: NodeError) -> String {
         }
         NodeError::Kv(KvError::ExpiryInPast) => "--ttl: must be positive".into(),
         other => format!("--set {key}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_need_a_host_and_a_port() {
+        for ok in [
+            "127.0.0.1:7946",
+            "[::1]:7946",
+            "seed.example:7946",
+            "localhost:1",
+        ] {
+            assert!(seed_form(ok), "{ok}");
+        }
+        for bad in ["seed.example", ":7946", "host:", "host:99999", "::1"] {
+            assert!(!seed_form(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_name_too_long_for_a_datagram_is_blamed_on_name() {
+        let protocol = vinery::Config::lan().with_name("n".repeat(200));
+        let config = NodeConfig::loopback(protocol);
+        let error = validate(&config).unwrap_err();
+        assert!(error.starts_with("--name: at most "), "{error}");
+        assert!(error.ends_with("bytes, got 200"), "{error}");
+        let longest: usize = error["--name: at most ".len()..]
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut fits = config.clone();
+        fits.protocol.name = "n".repeat(longest);
+        assert_eq!(validate(&fits), Ok(()));
+        fits.protocol.name.push('n');
+        assert!(validate(&fits).is_err());
     }
 }

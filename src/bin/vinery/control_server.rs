@@ -49,7 +49,9 @@ pub type Waiting = Box<dyn FnOnce() -> Result<Fields, String> + Send>;
 /// An answer to a control request: ready now, or once `Later` returns (a
 /// query's, after its timeout; the connection's thread waits for it).
 pub enum Reply {
+    /// The answer.
     Now(Fields),
+    /// What waits for the answer.
     Later(Waiting),
 }
 

@@ -162,3 +162,56 @@ fn create_private_beside(path: &Path) -> io::Result<(PathBuf, std::fs::File)> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("vinery-keyfile-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_keyring_is_rewritten_private_past_a_stale_temporary_file() {
+        let dir = scratch("rewrite");
+        let path = dir.join("ring");
+        std::fs::write(&path, "old\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let stale = dir.join("ring.new");
+        std::fs::write(&stale, "stale\n").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let keys = [
+            SecretKey::from_bytes([3; 32]),
+            SecretKey::from_bytes([4; 32]),
+        ];
+        write_keyring(&path, &keys).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(read_keys(&path, "--keyring-file").unwrap(), keys);
+        assert_eq!(std::fs::read_to_string(&stale).unwrap(), "stale\n");
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn key_files_are_read_up_to_a_bound() {
+        let error = read_keys(Path::new("/dev/zero"), "--key-file").unwrap_err();
+        assert!(
+            error.starts_with("--key-file /dev/zero: longer than"),
+            "{error}"
+        );
+        let dir = scratch("empty");
+        let path = dir.join("k");
+        std::fs::write(&path, "# nothing\n\n").unwrap();
+        let error = read_keys(&path, "--key-file").unwrap_err();
+        assert!(error.ends_with("no key in it"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
