@@ -194,6 +194,13 @@ fn control_counter(control: &Path, name: &str) -> u64 {
     })
 }
 
+/// The resident memory of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 fn base64_key(b: u8) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([b; 32])
@@ -214,6 +221,7 @@ fn stalling_control_clients_never_stall_the_agent() {
     }
     let control = dir.path("a.sock");
     let mut a = Agent::start(agent_cmd(&cluster, "a", &control, &extra), "a", &dir).answering();
+    let rss_before = rss_kib(a.child.id());
 
     // A client that asks for everything and never reads.
     let _non_reading = connect_and_send(&control, b"{\"cmd\":\"kv\"}\n");
@@ -286,6 +294,10 @@ fn stalling_control_clients_never_stall_the_agent() {
     let (answer, sent) = endless.join().unwrap();
     assert_refused(&answer, "longer");
     assert!(sent < 8 << 20, "the agent read {sent} bytes of one request");
+    // An unbounded line grew it by 66 MB; the kv answers held meanwhile
+    // take about 4 MB.
+    let grown = rss_kib(a.child.id()).saturating_sub(rss_before);
+    assert!(grown < 24 << 10, "the agent's memory grew by {grown} KiB");
     assert_refused(&answer_of(silent, DEADLINE), "within");
     for counter in ["request_timeouts", "requests_too_long", "answer_timeouts"] {
         assert!(
