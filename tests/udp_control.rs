@@ -336,6 +336,15 @@ fn too_many_control_clients_are_told_busy() {
     let answer = answer_of(connect_and_send(&control, b""), DEADLINE);
     assert!(start.elapsed() < PROMPT, "busy took {:?}", start.elapsed());
     assert_refused(&answer, "busy");
+    // The client command says so too, whether or not its request went out
+    // before the agent hung up.
+    let out = Command::new(VINERY)
+        .args(["members", "--control"])
+        .arg(&control)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("busy"), "{}", stderr(&out));
     // Once the silent ones are cut off, the agent answers again.
     assert!(wait_until(DEADLINE, || client("members", &control).is_some()));
     assert!(control_counter(&control, "refused_busy") >= 1);
