@@ -164,7 +164,11 @@ fn expectations() -> Vec<Expect> {
         until("vinery members --name a --tag 'role=web*'", |o| {
             listed(o) == ["c"]
         }),
-        once_starting("vinery stats --name b", "endpoint."),
+        once("vinery stats --name b", |o| {
+            ["control.", "endpoint.", "runtime."]
+                .iter()
+                .all(|group| o.lines().any(|l| l.starts_with(group)))
+        }),
         once("vinery info --name b", |o| {
             o.contains("name b\n")
                 && o.contains(&format!("version {}\n", env!("CARGO_PKG_VERSION")))

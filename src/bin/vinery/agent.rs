@@ -7,12 +7,10 @@
 //! cluster's current key.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
@@ -27,21 +25,29 @@ use vinery::{Config, KeyPattern, Member, MemberState, QueryFilter};
 use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
 use crate::control::{self, Request};
+use crate::control_server::{self, ClientWriter, ControlStats, Fields, Reply};
 use crate::event_lines::print_event;
 use crate::join_watch::JoinWatch;
-use crate::logger;
+use crate::{config_flags, keyfile, logger};
 
 /// Arguments of `vinery agent`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("keyring").args(["key", "keyring_file"])))]
+#[command(group(ArgGroup::new("keyring").args(["key", "key_file", "keyring_file"])))]
 #[command(after_help = "\
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
 commands (members, stats, leave, join, info, get, set, delete, kv, keys, \
-event, query, election, vote) find it the same way from --name (or take --control).\n\n\
-Encryption: --key (repeatable) or --keyring-file, not both; the first key \
-is the primary. Moving a running plaintext cluster to encryption: restart \
-each agent with the key, --send-plaintext and --accept-plaintext; then each \
+event, query, election, vote) find it the same way from --name (or take \
+--control). It is made 0600 (a directory the agent creates, 0700) whatever \
+the umask; an existing path is replaced only if it is a socket nobody \
+listens on.\n\n\
+Encryption: --key-file, --keyring-file, --key (repeatable) or the \
+VINERY_KEY environment variable (base64 keys separated by commas); one of \
+them, the first key is the primary. --key shows the key to every local \
+user in the process list: prefer the others (VINERY_KEY is readable only \
+by the same user and root, and --answer-cmd commands do not inherit it). \
+Key files must be at most 64 KiB. Moving a running plaintext cluster to \
+encryption: restart each agent with the key, --send-plaintext and --accept-plaintext; then each \
 with only --accept-plaintext; then with neither. Or live, each step on \
 every agent before the next: vinery keys --send-plaintext on, \
 --accept-plaintext on, --install KEY, --send-plaintext off, \
@@ -118,9 +124,14 @@ pub struct AgentArgs {
     #[arg(long, value_parser = parse_duration, requires = "set")]
     ttl: Option<Duration>,
     /// An encryption key in base64, as `vinery keygen` prints (repeatable;
-    /// the first is the primary).
+    /// the first is the primary). Visible to every local user in the
+    /// process list: prefer --key-file or VINERY_KEY.
     #[arg(long = "key", value_name = "BASE64", value_parser = parse_key)]
     key: Vec<SecretKey>,
+    /// A file of encryption keys, as a keyring file but never rewritten:
+    /// one base64 key per line, the primary first, `#` comments.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
     /// A keyring file: one base64 key per line, the primary first, `#`
     /// comments. Rewritten (comments dropped) when `vinery keys` changes
     /// the keyring.
@@ -131,10 +142,10 @@ pub struct AgentArgs {
     #[arg(long = "allow", value_name = "CIDR")]
     allow: Vec<Cidr>,
     /// With keys: keep sending plaintext (migration to encryption).
-    #[arg(long, requires = "keyring")]
+    #[arg(long)]
     send_plaintext: bool,
     /// With keys: keep accepting plaintext (migration to encryption).
-    #[arg(long, requires = "keyring")]
+    #[arg(long)]
     accept_plaintext: bool,
     /// Respond to queries whose name matches GLOB with TEXT (repeatable).
     #[arg(long = "answer", value_name = "GLOB=TEXT", value_parser = parse_pair)]
@@ -149,59 +160,6 @@ pub struct AgentArgs {
     answer_timeout: Duration,
 }
 
-/// Reads a keyring file: one base64 key per line, the primary first;
-/// blank lines and `#` comments skipped. Warns if others may read it.
-fn read_keyring(path: &Path) -> Result<Vec<SecretKey>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--keyring-file {}: {e}", path.display()))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        if meta.permissions().mode() & 0o077 != 0 {
-            log::warn!(
-                "keyring file {} is accessible to other users (chmod 600 it)",
-                path.display()
-            );
-        }
-    }
-    let mut keys = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let key = SecretKey::from_base64(line)
-            .map_err(|e| format!("--keyring-file {} line {}: {e}", path.display(), i + 1))?;
-        keys.push(key);
-    }
-    if keys.is_empty() {
-        return Err(format!("--keyring-file {}: no key in it", path.display()));
-    }
-    Ok(keys)
-}
-
-/// Replaces the keyring file with `keys` (mode 0600): a new file renamed
-/// over the old one, so a crash leaves one or the other, never half.
-fn write_keyring(path: &Path, keys: &[SecretKey]) -> std::io::Result<()> {
-    let mut text = String::from(
-        "# vinery keyring, primary first (rewritten by the agent when `vinery keys` changes it)\n",
-    );
-    for k in keys {
-        text.push_str(&k.to_base64());
-        text.push('\n');
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".new");
-    let tmp = PathBuf::from(tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
-}
-
 /// What the agent's request handler needs besides the node.
 struct Settings {
     leave_timeout: Duration,
@@ -213,18 +171,6 @@ struct Settings {
 fn parse_level(s: &str) -> Result<LevelFilter, String> {
     s.parse()
         .map_err(|_| format!("must be off, error, warn, info, debug or trace, got {s}"))
-}
-
-/// A control connection with its request, handed to the main thread.
-type Incoming = (Result<Request, String>, UnixStream);
-
-/// Removes the control socket when the agent exits normally.
-struct SocketFile(PathBuf);
-
-impl Drop for SocketFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Runs `vinery agent`.
@@ -246,16 +192,25 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         .with_name(name.clone());
     protocol.cluster_name = args.cluster;
     protocol.meta = args.meta.into_bytes();
-    protocol.keys = match &args.keyring_file {
-        Some(path) => read_keyring(path)?,
-        None => args.key,
-    };
+    protocol.keys = keyfile::agent_keys(
+        args.key,
+        args.key_file.as_deref(),
+        args.keyring_file.as_deref(),
+    )?;
+    if protocol.keys.is_empty() && (args.send_plaintext || args.accept_plaintext) {
+        return Err(
+            "--send-plaintext and --accept-plaintext need keys (--key-file, --keyring-file, \
+             --key or VINERY_KEY)"
+                .into(),
+        );
+    }
     protocol.allowed_sources = args.allow;
     protocol.send_plaintext = args.send_plaintext;
     protocol.accept_plaintext = args.accept_plaintext;
     let join_round = protocol.join_retry_interval;
     let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join.iter().cloned());
     config.advertise = args.advertise;
+    config_flags::validate(&config)?;
     let settings = Settings {
         leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
@@ -263,8 +218,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     };
 
     let path = args.control.unwrap_or_else(|| control::default_path(&name));
-    let listener = listen(&path)?;
-    let _socket_file = SocketFile(path.clone());
+    let (listener, _socket_file) = control_server::listen(&path)?;
     // Before the node starts, so that a signal from then on means "leave".
     let signals = forward_signals()?;
     let mut node = Node::new(config);
@@ -275,7 +229,8 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         max_output: node.config().protocol.max_event_payload,
     };
     answer::register(&node, args.answer, args.answer_cmd, limits)?;
-    node.start().map_err(|e| e.to_string())?;
+    node.start()
+        .map_err(|e| config_flags::start_error(e, node.config()))?;
     log::info!(
         "{name}: bound {}, advertising {}, control socket {}{}",
         node.local_addr().expect("running"),
@@ -296,12 +251,28 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             if let Err(le) = node.leave(settings.leave_timeout) {
                 log::warn!("{name}: leaving after the failed --set: {le}");
             }
-            return Err(format!("--set {key}: {e}"));
+            return Err(config_flags::set_error(key, e));
         }
     }
 
     let mut join = JoinWatch::new(args.join, join_round, args.join_timeout);
-    let mut requests = accept_requests(listener);
+    let leave_timeout = settings.leave_timeout;
+    let node = Arc::new(Mutex::new(node));
+    let control_stats = Arc::new(ControlStats::default());
+    let handler = {
+        let (node, control_stats) = (node.clone(), control_stats.clone());
+        move |request: Request| {
+            let counters_asked = matches!(request, Request::Stats | Request::Info);
+            let mut reply = answer(&mut lock(&node), request, &settings)?;
+            if let (true, Reply::Now(fields)) = (counters_asked, &mut reply) {
+                if let Some(Json::Object(stats)) = fields.get_mut("stats") {
+                    stats.insert("control".into(), control_stats.json());
+                }
+            }
+            Ok(reply)
+        }
+    };
+    let mut left = control_server::serve(listener, Arc::new(handler), control_stats);
     let human = !args.json;
     loop {
         select! {
@@ -310,25 +281,17 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                     print_event(&e, human);
                 }
             }
-            recv(requests) -> r => {
-                let Ok((request, stream)) = r else {
-                    // The accepting thread panicked (reported on stderr): serve on
-                    // without a control socket rather than spin.
-                    requests = crossbeam_channel::never();
-                    continue;
-                };
-                let leaving = request == Ok(Request::Leave);
-                match request.and_then(|r| answer(&mut node, r, &settings)) {
-                    Ok(Reply::Now(fields)) => control::write_response(&stream, Ok(fields)),
-                    Ok(Reply::Later(wait)) => answer_later(stream, wait),
-                    Err(e) => control::write_response(&stream, Err(e)),
-                }
-                if leaving {
+            recv(left) -> done => {
+                if done.is_ok() {
                     return Ok(ExitCode::SUCCESS);
                 }
+                // The control socket's thread is gone (reported on stderr):
+                // serve on without it rather than spin.
+                left = crossbeam_channel::never();
             }
-            recv(join.rounds) -> _ => join.round(&node),
+            recv(join.rounds) -> _ => join.round(&lock(&node)),
             recv(join.deadline) -> _ => {
+                let mut node = lock(&node);
                 if let Err(e) = join.deadline_passed(&node) {
                     // Nobody knows this node: nothing to leave.
                     node.stop();
@@ -337,55 +300,23 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             }
             recv(signals) -> sig => {
                 log::info!("{name}: signal {}, leaving", sig.unwrap_or_default());
-                node.leave(settings.leave_timeout).map_err(|e| e.to_string())?;
+                // Only waits for a request already talking to the node (a
+                // leave asked on the control socket, at worst), never for a
+                // client: answers are written without the lock.
+                let mut node = lock(&node);
+                if node.is_running() {
+                    node.leave(leave_timeout).map_err(|e| e.to_string())?;
+                }
                 return Ok(ExitCode::SUCCESS);
             }
         }
     }
 }
 
-/// Binds the control socket, replacing a stale one (left by an agent that
-/// was killed) but never a live one.
-fn listen(path: &Path) -> Result<UnixListener, String> {
-    let fail = |what: &str, e: std::io::Error| format!("{what} {}: {e}", path.display());
-    control::prepare_dir(path).map_err(|e| fail("control socket directory for", e))?;
-    if path.exists() {
-        if UnixStream::connect(path).is_ok() {
-            return Err(format!(
-                "an agent is already listening on {} (choose another --name or --control)",
-                path.display()
-            ));
-        }
-        std::fs::remove_file(path).map_err(|e| fail("cannot remove the stale socket", e))?;
-    }
-    UnixListener::bind(path).map_err(|e| fail("cannot listen on", e))
-}
-
-/// Accepts control connections on a thread and reads their request; the
-/// main thread answers, since it owns the node.
-fn accept_requests(listener: UnixListener) -> Receiver<Incoming> {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let stream = match stream {
-                Ok(s) => s,
-                Err(e) => {
-                    log::warn!("control socket: {e}");
-                    continue;
-                }
-            };
-            // A client that connects and says nothing must not block others.
-            if let Err(e) = stream.set_read_timeout(Some(Duration::from_secs(5))) {
-                log::warn!("control socket: {e}");
-                continue;
-            }
-            let request = control::read_request(&stream);
-            if tx.send((request, stream)).is_err() {
-                return;
-            }
-        }
-    });
-    rx
+/// The node, even if a thread panicked while holding it (the node's state
+/// lives on its own loop, unharmed).
+fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
+    node.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn forward_signals() -> Result<Receiver<i32>, String> {
@@ -400,35 +331,6 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
         }
     });
     Ok(rx)
-}
-
-/// The fields of a successful answer.
-type Fields = Map<String, Json>;
-
-/// Waits for an answer that is not ready yet, perhaps writing lines to
-/// the client meanwhile.
-type Waiting = Box<dyn FnOnce(&UnixStream) -> Result<Fields, String> + Send>;
-
-/// An answer to a control request: ready now, or once `Later` returns (a
-/// query's, once answered or timed out: a thread waits for it, so that the
-/// agent goes on printing events and serving requests meanwhile).
-enum Reply {
-    Now(Fields),
-    Later(Waiting),
-}
-
-/// Writes the answer `wait` makes to `stream` from a thread of its own.
-fn answer_later(stream: UnixStream, wait: Waiting) {
-    let spawned = std::thread::Builder::new()
-        .name("vinery answer".into())
-        .spawn(move || {
-            let answer = wait(&stream);
-            control::write_response(&stream, answer);
-        });
-    if let Err(e) = spawned {
-        // The stream went with the closure: the client sees no answer.
-        log::error!("cannot start a thread to wait for the answer: {e}");
-    }
 }
 
 fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Reply, String> {
@@ -718,8 +620,10 @@ impl QueryWait {
     /// Waits until every expected node has responded (and acknowledged,
     /// unless `no_ack`) or the query times out, streaming the answers to
     /// `client` if asked; then the query's id, acks, responses, expected
-    /// nodes, those missing, and whether none is.
-    fn answer(self, client: &UnixStream) -> Result<Fields, String> {
+    /// nodes, those missing, and whether none is. Stops early if the
+    /// client is cut off while streaming: nobody would read the answer.
+    fn answer(self, client: &mut ClientWriter) -> Result<Fields, String> {
+        let cut_off = |id: &str| format!("query {id}: the client stopped reading its answers");
         let id = self.handle.id().to_string();
         let mut acks: Vec<String> = Vec::new();
         let mut responses: Vec<(String, Vec<u8>)> = Vec::new();
@@ -735,7 +639,9 @@ impl QueryWait {
                 Some(QueryEvent::Ack { from }) => {
                     if self.stream && !self.no_ack {
                         let line = json!({"event": "query_ack", "from": from});
-                        control::write_progress(client, &line);
+                        if !client.progress(&line) {
+                            return Err(cut_off(&id));
+                        }
                     }
                     acks.push(from);
                 }
@@ -745,7 +651,9 @@ impl QueryWait {
                         line.insert("event".into(), json!("query_response"));
                         line.insert("from".into(), json!(from));
                         control::insert_bytes(&mut line, "payload", &payload);
-                        control::write_progress(client, &Json::Object(line));
+                        if !client.progress(&Json::Object(line)) {
+                            return Err(cut_off(&id));
+                        }
                     }
                     responses.push((from, payload));
                 }
@@ -835,7 +743,7 @@ fn change_keys(node: &mut Node, change: KeysChange, settings: &Settings) -> Resu
                 node.name(),
                 path.display()
             );
-            write_keyring(path, &node.config().protocol.keys).map_err(|e| {
+            keyfile::write_keyring(path, &node.config().protocol.keys).map_err(|e| {
                 format!(
                     "{done}, but saving the keyring to {} failed: {e} (a restarted agent \
                      would use the old keyring)",

@@ -45,9 +45,9 @@ pub fn register(
     for (glob, text) in texts {
         if text.len() > limits.max_output {
             return Err(format!(
-                "--answer {glob}=…: the text is {} bytes, more than max_event_payload ({})",
-                text.len(),
-                limits.max_output
+                "--answer {glob}=…: at most {} bytes of text (one query response), got {}",
+                limits.max_output,
+                text.len()
             ));
         }
         let text = text.into_bytes();

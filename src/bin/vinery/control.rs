@@ -1,5 +1,8 @@
 //! The agent's control socket: a Unix domain socket where each connection
-//! carries one JSON request line and gets one JSON response line.
+//! carries one JSON request line and gets one JSON response line, the one
+//! with `ok` (a streamed query's answers come as lines before it; the
+//! agent's limits on both directions, and how it makes the socket, are in
+//! `control_server.rs`).
 //!
 //! Requests are objects tagged by `cmd`, with the command's arguments as
 //! fields: `{"cmd":"members"}` (optionally `"status":["alive"]`,
@@ -43,7 +46,7 @@
 //! is created with mode 0700 and must belong to the current user.
 
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -241,6 +244,9 @@ pub fn prepare_dir(path: &Path) -> io::Result<()> {
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        // The umask may have taken bits off the mode; 0700 is what keeps
+        // others from reaching the socket.
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let owner = std::fs::metadata(dir)?.uid();
     if owner != current_uid() {
@@ -267,12 +273,16 @@ pub fn call(
         .set_read_timeout(Some(request.answer_within()))
         .map_err(|e| fail("cannot use", e))?;
     let line = serde_json::to_string(request).expect("requests serialize");
-    writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e))?;
+    // A busy agent answers and hangs up before reading: its answer says
+    // more than the failed write would.
+    let written = writeln!(stream, "{line}").map_err(|e| fail("cannot write to", e));
     let mut lines = BufReader::new(stream).lines();
     let response = loop {
-        let line = match lines.next() {
-            Some(line) => line.map_err(|e| fail("no answer from", e))?,
-            None => return Err(format!("{} hung up without answering", path.display())),
+        let line = match (lines.next(), &written) {
+            (Some(Ok(line)), _) => line,
+            (_, Err(e)) => return Err(e.clone()),
+            (Some(Err(e)), Ok(())) => return Err(fail("no answer from", e)),
+            (None, Ok(())) => return Err(format!("{} hung up without answering", path.display())),
         };
         let line: Json = serde_json::from_str(&line)
             .map_err(|e| format!("bad answer from {}: {e}", path.display()))?;
@@ -291,23 +301,8 @@ pub fn call(
     }
 }
 
-/// Reads one request line from a connection.
-pub fn read_request(stream: &UnixStream) -> Result<Request, String> {
-    let mut line = String::new();
-    BufReader::new(stream)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the request: {e}"))?;
-    serde_json::from_str(&line).map_err(|e| format!("bad request: {e}"))
-}
-
-/// Writes a line that comes before the response (a streamed answer).
-pub fn write_progress(mut stream: &UnixStream, line: &Json) {
-    // A client that hung up has nobody to tell; the answer still ends.
-    let _ = writeln!(stream, "{line}");
-}
-
-/// Writes one response line: `fields` with `"ok":true`, or the error.
-pub fn write_response(stream: &UnixStream, result: Result<Map<String, Json>, String>) {
+/// One response line: `fields` with `"ok":true`, or the error.
+pub fn response_line(result: Result<Map<String, Json>, String>) -> Vec<u8> {
     let body = match result {
         Ok(mut fields) => {
             fields.insert("ok".into(), json!(true));
@@ -315,7 +310,14 @@ pub fn write_response(stream: &UnixStream, result: Result<Map<String, Json>, Str
         }
         Err(error) => json!({"ok": false, "error": error}),
     };
-    write_progress(stream, &body);
+    json_line(&body)
+}
+
+/// `value` as one line of the socket's protocol, newline included.
+pub fn json_line(value: &Json) -> Vec<u8> {
+    let mut line = value.to_string().into_bytes();
+    line.push(b'\n');
+    line
 }
 
 /// A member as JSON (metadata as a string, lossily if it is not UTF-8).

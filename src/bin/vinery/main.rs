@@ -6,9 +6,11 @@
 //! running agent (`members`, `stats`, `leave`, `join`, `info`, `get`,
 //! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`)
 //! share `client.rs`,
-//! and the control socket's protocol is `control.rs`. The agent's output
-//! lines are `event_lines.rs`, its query answering `answer.rs`, its watch
-//! over a join nobody answers `join_watch.rs`, its log lines `logger.rs`.
+//! and the control socket's protocol is `control.rs`, its serving in the
+//! agent `control_server.rs`. The agent's output lines are
+//! `event_lines.rs`, its query answering `answer.rs`, its watch over a
+//! join nobody answers `join_watch.rs`, its log lines `logger.rs`, its
+//! keys' sources `keyfile.rs`, its configuration errors `config_flags.rs`.
 //! A new client command adds a variant to [`Command`], a
 //! [`control::Request`], its handling in the agent and a renderer.
 //!
@@ -22,9 +24,12 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod answer;
 mod client;
+mod config_flags;
 mod control;
+mod control_server;
 mod event_lines;
 mod join_watch;
+mod keyfile;
 mod keys_cmd;
 mod logger;
 mod sim_cmd;
