@@ -221,7 +221,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let (listener, _socket_file) = control_server::listen(&path)?;
     // Before the node starts, so that a signal from then on means "leave".
     let signals = forward_signals()?;
-    let mut node = Node::new(config);
+    let node = Node::new(config);
     let events = node.subscribe();
     // Before the node starts, so that no query arrives unanswered.
     let limits = CommandLimits {
@@ -230,7 +230,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     };
     answer::register(&node, args.answer, args.answer_cmd, limits)?;
     node.start()
-        .map_err(|e| config_flags::start_error(e, node.config()))?;
+        .map_err(|e| config_flags::start_error(e, &node.config()))?;
     log::info!(
         "{name}: bound {}, advertising {}, control socket {}{}",
         node.local_addr().expect("running"),
@@ -263,7 +263,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
         let (node, control_stats) = (node.clone(), control_stats.clone());
         move |request: Request| {
             let counters_asked = matches!(request, Request::Stats | Request::Info);
-            let mut reply = answer(&mut lock(&node), request, &settings)?;
+            let mut reply = answer(&lock(&node), request, &settings)?;
             if let (true, Reply::Now(fields)) = (counters_asked, &mut reply) {
                 if let Some(Json::Object(stats)) = fields.get_mut("stats") {
                     stats.insert("control".into(), control_stats.json());
@@ -291,7 +291,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             }
             recv(join.rounds) -> _ => join.round(&lock(&node)),
             recv(join.deadline) -> _ => {
-                let mut node = lock(&node);
+                let node = lock(&node);
                 if let Err(e) = join.deadline_passed(&node) {
                     // Nobody knows this node: nothing to leave.
                     node.stop();
@@ -303,7 +303,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                 // Only waits for a request already talking to the node (a
                 // leave asked on the control socket, at worst), never for a
                 // client: answers are written without the lock.
-                let mut node = lock(&node);
+                let node = lock(&node);
                 if node.is_running() {
                     node.leave(leave_timeout).map_err(|e| e.to_string())?;
                 }
@@ -333,7 +333,7 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
     Ok(rx)
 }
 
-fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Reply, String> {
+fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, String> {
     let mut fields = Map::new();
     let text = |e: NodeError| e.to_string();
     match request {
@@ -702,7 +702,7 @@ enum PlaintextSwitch {
 /// Applies a keyring change or a migration switch, logs it, and saves the
 /// keyring to the keyring file if there is one (the switches are not
 /// saved: a restarted agent takes them from its command line).
-fn change_keys(node: &mut Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
+fn change_keys(node: &Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
     let key = |b64: &str| SecretKey::from_base64(b64).map_err(|e| e.to_string());
     let done = match change {
         KeysChange::Install(k) => {
