@@ -18,10 +18,11 @@ mod seeds;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vinery::wire::{
-    decode_message, encode_message, example_messages, ClusterTag, Datagram, DatagramBuilder,
-    Message, DEFAULT_DATAGRAM, HEADER_LEN,
+use vinery::wire::fuzzing::{
+    decode_message, decode_message_reference, encode_message, encode_message_reference,
+    example_messages,
 };
+use vinery::wire::{ClusterTag, Datagram, DatagramBuilder, Message, DEFAULT_DATAGRAM, HEADER_LEN};
 
 /// Builds the full datagram from its messages, as an endpoint's piggyback
 /// does.
@@ -86,14 +87,14 @@ fn full_datagram(c: &mut Criterion) {
     g.bench_function("encode_decode_bincode_baseline", |b| {
         b.iter(|| {
             let mut bytes = seeds::corpus_header().to_bytes().to_vec();
-            bytes.extend(vinery::wire::encode_message_reference(black_box(&ping)));
+            bytes.extend(encode_message_reference(black_box(&ping)));
             for u in black_box(&updates) {
-                bytes.extend(vinery::wire::encode_message_reference(u));
+                bytes.extend(encode_message_reference(u));
             }
             let mut rest = &bytes[HEADER_LEN..];
             let mut n = 0;
             while !rest.is_empty() {
-                let (m, used) = vinery::wire::decode_message_reference(rest).expect("valid");
+                let (m, used) = decode_message_reference(rest).expect("valid");
                 black_box(m);
                 rest = &rest[used..];
                 n += 1;

@@ -8,9 +8,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use vinery::wire::{
-    example_messages, Alive, Bytes, ClusterTag, DatagramBuilder, Header, Message, DEFAULT_DATAGRAM,
-};
+use vinery::wire::fuzzing::example_messages;
+use vinery::wire::{Alive, Bytes, ClusterTag, DatagramBuilder, Header, Message, DEFAULT_DATAGRAM};
 
 /// Cluster name in the header of every seed datagram (the default one, so
 /// the seeds reach the fuzzed endpoint's message handlers).
