@@ -20,6 +20,8 @@ use super::message::{
     Ack, Alive, Dead, Join, JoinReply, KvDigest, KvEntry, KvPull, KvReset, Left, MemberEntry,
     Message, MessageKind, Nack, Ping, PingReq, Suspect, SyncReply, SyncRequest, WireState,
 };
+use std::net::SocketAddr;
+
 use super::primitives::{
     addr_len, bytes_len, varint_len, Bytes, DoesNotFit, Reader, Utf8Seen, Writer,
 };
@@ -34,18 +36,6 @@ pub(super) trait Fields<'a>: Sized {
     fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit>;
     /// Bytes [`Fields::write`] writes.
     fn len(&self) -> usize;
-}
-
-/// Bytes of a string field.
-#[inline(always)]
-pub(super) fn str_len(s: &str) -> usize {
-    bytes_len(s.as_bytes())
-}
-
-/// Bytes of a `u32` varint field.
-#[inline(always)]
-pub(super) fn u32_len(v: u32) -> usize {
-    varint_len(v.into())
 }
 
 impl<'a> Reader<'a> {
@@ -225,379 +215,178 @@ pub(super) fn encode_into(msg: &Message<'_>, dst: &mut [u8]) -> Result<usize, Do
     Ok(len - w.rest.len())
 }
 
-impl<'a> Fields<'a> for Ping<'a> {
+// The primitives, as fields.
+
+impl<'a> Fields<'a> for u32 {
     #[inline(always)]
     fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let seq = r.u32()?;
-        let target = r.str()?;
-        let hash = r.hash()?;
-        Ok(Ping { seq, target, hash })
+        r.u32()
     }
     #[inline(always)]
     fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.seq)?;
-        w.str(self.target)?;
-        w.put(self.hash)
+        w.u32(*self)
     }
     #[inline(always)]
     fn len(&self) -> usize {
-        u32_len(self.seq) + str_len(self.target) + 4
+        varint_len((*self).into())
     }
 }
 
-impl<'a> Fields<'a> for PingReq<'a> {
+impl<'a> Fields<'a> for u64 {
     #[inline(always)]
     fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let seq = r.u32()?;
-        let target = r.str()?;
-        let target_addr = r.addr()?;
-        let nack = r.bool()?;
-        Ok(PingReq {
-            seq,
-            target,
-            target_addr,
-            nack,
-        })
+        r.u64()
     }
     #[inline(always)]
     fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.seq)?;
-        w.str(self.target)?;
-        w.addr(&self.target_addr)?;
-        w.bool(self.nack)
+        w.u64(*self)
     }
     #[inline(always)]
     fn len(&self) -> usize {
-        u32_len(self.seq) + str_len(self.target) + addr_len(&self.target_addr) + 1
+        varint_len(*self)
     }
 }
 
-impl<'a> Fields<'a> for Ack {
+impl<'a> Fields<'a> for bool {
     #[inline(always)]
     fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let seq = r.u32()?;
-        let hash = r.hash()?;
-        Ok(Ack { seq, hash })
+        r.bool()
     }
     #[inline(always)]
     fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.seq)?;
-        w.put(self.hash)
+        w.bool(*self)
     }
     #[inline(always)]
     fn len(&self) -> usize {
-        u32_len(self.seq) + 4
+        1
     }
 }
 
-impl<'a> Fields<'a> for Nack {
+impl<'a> Fields<'a> for &'a str {
     #[inline(always)]
     fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        Ok(Nack { seq: r.u32()? })
+        r.str()
     }
     #[inline(always)]
     fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.seq)
+        w.str(self)
     }
     #[inline(always)]
     fn len(&self) -> usize {
-        u32_len(self.seq)
+        bytes_len(self.as_bytes())
     }
 }
 
-/// Also the fields of [`Join`] (its one field, the joiner's record).
-impl<'a> Fields<'a> for Alive<'a> {
+impl<'a> Fields<'a> for Bytes<'a> {
     #[inline(always)]
     fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let name = r.str()?;
-        let addr = r.addr()?;
-        let incarnation = r.u32()?;
-        let meta = Bytes(r.bytes()?);
-        Ok(Alive {
-            name,
-            addr,
-            incarnation,
-            meta,
-        })
+        r.bytes().map(Bytes)
     }
     #[inline(always)]
     fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.str(self.name)?;
-        w.addr(&self.addr)?;
-        w.u32(self.incarnation)?;
-        w.bytes(self.meta.0)
+        w.bytes(self.0)
     }
     #[inline(always)]
     fn len(&self) -> usize {
-        str_len(self.name)
-            + addr_len(&self.addr)
-            + u32_len(self.incarnation)
-            + bytes_len(self.meta.0)
+        bytes_len(self.0)
     }
 }
 
-/// `Suspect` and `Dead` have the same fields: (name, incarnation, from).
-macro_rules! accusation_fields {
-    ($kind:ident) => {
-        impl<'a> Fields<'a> for $kind<'a> {
+impl<'a> Fields<'a> for SocketAddr {
+    #[inline(always)]
+    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
+        r.addr()
+    }
+    #[inline(always)]
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
+        w.addr(self)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        addr_len(self)
+    }
+}
+
+/// A membership hash: 4 raw bytes.
+impl<'a> Fields<'a> for [u8; 4] {
+    #[inline(always)]
+    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
+        r.hash()
+    }
+    #[inline(always)]
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
+        w.put(*self)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        4
+    }
+}
+
+/// The variant's index, a varint `u32`.
+impl<'a> Fields<'a> for WireState {
+    #[inline(always)]
+    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
+        match r.u32()? {
+            0 => Ok(WireState::Alive),
+            1 => Ok(WireState::Suspect),
+            2 => Ok(WireState::Dead),
+            3 => Ok(WireState::Left),
+            _ => Err(WireError::Malformed),
+        }
+    }
+    #[inline(always)]
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
+        w.u8(*self as u8)
+    }
+    #[inline(always)]
+    fn len(&self) -> usize {
+        1
+    }
+}
+
+/// Implements [`Fields`] for message structs from the list of their
+/// fields in declaration order: each field is read, written and sized as
+/// its type is, so the order is written once for all three.
+macro_rules! message_fields {
+    ($($ty:ident $(<$lt:lifetime>)? { $($field:ident),+ $(,)? })+) => {$(
+        impl<'a> Fields<'a> for $ty $(<$lt>)? {
             #[inline(always)]
             fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-                let name = r.str()?;
-                let incarnation = r.u32()?;
-                let from = r.str()?;
-                Ok($kind {
-                    name,
-                    incarnation,
-                    from,
-                })
+                $(let $field = Fields::read(r)?;)+
+                Ok($ty { $($field),+ })
             }
             #[inline(always)]
             fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-                w.str(self.name)?;
-                w.u32(self.incarnation)?;
-                w.str(self.from)
+                $(Fields::write(&self.$field, w)?;)+
+                Ok(())
             }
             #[inline(always)]
             fn len(&self) -> usize {
-                str_len(self.name) + u32_len(self.incarnation) + str_len(self.from)
+                // (Not `self.field.len()`: `str::len` would be called.)
+                0 $(+ Fields::len(&self.$field))+
             }
         }
-    };
+    )+};
 }
-accusation_fields!(Suspect);
-accusation_fields!(Dead);
+pub(super) use message_fields;
 
-impl<'a> Fields<'a> for Left<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let name = r.str()?;
-        let incarnation = r.u32()?;
-        Ok(Left { name, incarnation })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.str(self.name)?;
-        w.u32(self.incarnation)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        str_len(self.name) + u32_len(self.incarnation)
-    }
-}
-
-impl<'a> Fields<'a> for JoinReply<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let known = r.u32()?;
-        let from = r.str()?;
-        Ok(JoinReply { known, from })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.known)?;
-        w.str(self.from)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        u32_len(self.known) + str_len(self.from)
-    }
-}
-
-impl<'a> Fields<'a> for SyncRequest<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let id = r.u32()?;
-        let from = r.str()?;
-        let buckets = Bytes(r.bytes()?);
-        Ok(SyncRequest { id, from, buckets })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.id)?;
-        w.str(self.from)?;
-        w.bytes(self.buckets.0)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        u32_len(self.id) + str_len(self.from) + bytes_len(self.buckets.0)
-    }
-}
-
-impl<'a> Fields<'a> for SyncReply<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let id = r.u32()?;
-        let mask = r.u64()?;
-        let from = r.str()?;
-        Ok(SyncReply { id, mask, from })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.u32(self.id)?;
-        w.u64(self.mask)?;
-        w.str(self.from)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        u32_len(self.id) + varint_len(self.mask) + str_len(self.from)
-    }
-}
-
-impl<'a> Fields<'a> for MemberEntry<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let name = r.str()?;
-        let addr = r.addr()?;
-        let incarnation = r.u32()?;
-        let state = match r.u32()? {
-            0 => WireState::Alive,
-            1 => WireState::Suspect,
-            2 => WireState::Dead,
-            3 => WireState::Left,
-            _ => return Err(WireError::Malformed),
-        };
-        let meta = Bytes(r.bytes()?);
-        Ok(MemberEntry {
-            name,
-            addr,
-            incarnation,
-            state,
-            meta,
-        })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.str(self.name)?;
-        w.addr(&self.addr)?;
-        w.u32(self.incarnation)?;
-        // The variant's index, a one-byte varint.
-        w.u8(self.state as u8)?;
-        w.bytes(self.meta.0)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        str_len(self.name)
-            + addr_len(&self.addr)
-            + u32_len(self.incarnation)
-            + 1
-            + bytes_len(self.meta.0)
-    }
-}
-
-impl<'a> Fields<'a> for KvEntry<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let node = r.str()?;
-        let generation = r.u64()?;
-        let base = r.u64()?;
-        let version = r.u64()?;
-        let key = r.str()?;
-        let value = Bytes(r.bytes()?);
-        let expires_ms = r.u64()?;
-        let deleted = r.bool()?;
-        Ok(KvEntry {
-            node,
-            generation,
-            base,
-            version,
-            key,
-            value,
-            expires_ms,
-            deleted,
-        })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.str(self.node)?;
-        w.u64(self.generation)?;
-        w.u64(self.base)?;
-        w.u64(self.version)?;
-        w.str(self.key)?;
-        w.bytes(self.value.0)?;
-        w.u64(self.expires_ms)?;
-        w.bool(self.deleted)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        str_len(self.node)
-            + varint_len(self.generation)
-            + varint_len(self.base)
-            + varint_len(self.version)
-            + str_len(self.key)
-            + bytes_len(self.value.0)
-            + varint_len(self.expires_ms)
-            + 1
-    }
-}
-
-impl<'a> Fields<'a> for KvDigest<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let node = r.str()?;
-        let generation = r.u64()?;
-        let heartbeat = r.u64()?;
-        let max_version = r.u64()?;
-        Ok(KvDigest {
-            node,
-            generation,
-            heartbeat,
-            max_version,
-        })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.str(self.node)?;
-        w.u64(self.generation)?;
-        w.u64(self.heartbeat)?;
-        w.u64(self.max_version)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        str_len(self.node)
-            + varint_len(self.generation)
-            + varint_len(self.heartbeat)
-            + varint_len(self.max_version)
-    }
-}
-
-impl<'a> Fields<'a> for KvPull {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let reply = r.bool()?;
-        let complete = r.bool()?;
-        Ok(KvPull { reply, complete })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.bool(self.reply)?;
-        w.bool(self.complete)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        2
-    }
-}
-
-impl<'a> Fields<'a> for KvReset<'a> {
-    #[inline(always)]
-    fn read(r: &mut Reader<'a>) -> Result<Self, WireError> {
-        let node = r.str()?;
-        let generation = r.u64()?;
-        let floor = r.u64()?;
-        Ok(KvReset {
-            node,
-            generation,
-            floor,
-        })
-    }
-    #[inline(always)]
-    fn write(&self, w: &mut Writer<'_>) -> Result<(), DoesNotFit> {
-        w.str(self.node)?;
-        w.u64(self.generation)?;
-        w.u64(self.floor)
-    }
-    #[inline(always)]
-    fn len(&self) -> usize {
-        str_len(self.node) + varint_len(self.generation) + varint_len(self.floor)
-    }
+message_fields! {
+    Ping<'a> { seq, target, hash }
+    PingReq<'a> { seq, target, target_addr, nack }
+    Ack { seq, hash }
+    Nack { seq }
+    // Also the fields of `Join` (its one field, the joiner's record).
+    Alive<'a> { name, addr, incarnation, meta }
+    Suspect<'a> { name, incarnation, from }
+    Dead<'a> { name, incarnation, from }
+    Left<'a> { name, incarnation }
+    JoinReply<'a> { known, from }
+    SyncRequest<'a> { id, from, buckets }
+    SyncReply<'a> { id, mask, from }
+    MemberEntry<'a> { name, addr, incarnation, state, meta }
+    KvEntry<'a> { node, generation, base, version, key, value, expires_ms, deleted }
+    KvDigest<'a> { node, generation, heartbeat, max_version }
+    KvPull { reply, complete }
+    KvReset<'a> { node, generation, floor }
 }

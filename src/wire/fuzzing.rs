@@ -9,19 +9,19 @@ use std::net::SocketAddr;
 pub use super::codec::{decode_message, encode_message};
 pub use super::reference::{decode_message_reference, encode_message_reference};
 
-/// Checks `msg` against the rules the decoder enforces (name, metadata
-/// and key lengths, bus rules): what the decoder would say of its bytes
-/// after reading them.
-pub fn validate(msg: &Message<'_>) -> Result<(), super::WireError> {
-    msg.validate()
-}
-
 use super::{
     Ack, Alive, BusHave, BusHead, BusPush, BusSync, BusWant, Bytes, Dead, Election, Join,
     JoinReply, KvDigest, KvEntry, KvPull, KvReset, Left, MemberEntry, Message, Nack, Ping, PingReq,
     Query, QueryReply, Suspect, SyncReply, SyncRequest, UserEvent, Vote, WireState, BUS_BUCKETS,
     BUS_ID_LEN,
 };
+
+/// Checks `msg` against the rules the decoder enforces (name, metadata
+/// and key lengths, bus rules): what the decoder would say of its bytes
+/// after reading them.
+pub fn validate(msg: &Message<'_>) -> Result<(), super::WireError> {
+    msg.validate()
+}
 
 /// One message of every kind with realistic field sizes: seeds for fuzzing
 /// corpora, codec benchmarks and round-trip tests.

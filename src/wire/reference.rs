@@ -106,9 +106,9 @@ pub(crate) mod socket_addr {
     }
 }
 
-/// [`decode_message`] through serde and bincode only: the definition of
-/// the format, kept for the differential tests and fuzz checks that hold the
-/// hand-written decoder to it. Slower; not used by the protocol.
+/// [`decode_message`](super::fuzzing::decode_message) through serde and
+/// bincode only: the reference the hand-written decoder is held to by the
+/// differential tests and fuzz checks. Slower; not used by the protocol.
 pub fn decode_message_reference(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
     let (&tag, body) = bytes.split_first().ok_or(WireError::Truncated)?;
     let (msg, used) = decode_body_reference(tag, body)?;
@@ -160,8 +160,8 @@ fn decode_body_reference(tag: u8, body: &[u8]) -> Result<(Message<'_>, usize), W
     }
 }
 
-/// [`encode_message`] through serde and bincode only: the definition of
-/// the format, kept for the differential tests and fuzz checks.
+/// [`encode_message`](super::fuzzing::encode_message) through serde and
+/// bincode only: the reference for the differential tests and fuzz checks.
 pub fn encode_message_reference(msg: &Message<'_>) -> Vec<u8> {
     encode_to_vec(msg)
 }
