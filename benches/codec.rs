@@ -18,21 +18,11 @@ mod seeds;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use vinery::wire::{
-    decode_message, encode_message, example_messages, ClusterTag, Datagram, DatagramBuilder,
-    Message, DEFAULT_DATAGRAM, HEADER_LEN,
+use vinery::wire::fuzzing::{
+    decode_message, decode_message_reference, encode_message, encode_message_reference,
+    example_messages,
 };
-
-/// Builds the full datagram from its messages, as an endpoint's piggyback
-/// does.
-fn encode(ping: &Message<'_>, updates: &[Message<'_>]) -> Vec<u8> {
-    let mut b = DatagramBuilder::new(seeds::corpus_header(), DEFAULT_DATAGRAM);
-    b.push(ping).expect("fits");
-    for u in updates {
-        b.push(u).expect("fits");
-    }
-    b.finish()
-}
+use vinery::wire::{ClusterTag, Datagram, DEFAULT_DATAGRAM, HEADER_LEN};
 
 /// Parses the datagram and decodes every message; returns how many.
 fn decode(bytes: &[u8], cluster: ClusterTag) -> usize {
@@ -47,12 +37,11 @@ fn decode(bytes: &[u8], cluster: ClusterTag) -> usize {
 
 fn full_datagram(c: &mut Criterion) {
     let names = seeds::member_names(DEFAULT_DATAGRAM / 8);
-    let (bytes, n) = seeds::full_datagram(DEFAULT_DATAGRAM, &names);
-    let ping = seeds::full_datagram_ping();
-    let updates: Vec<Message<'_>> = (0..n).map(|i| seeds::alive_update(&names[i], i)).collect();
+    let (bytes, msgs) = seeds::full_datagram(DEFAULT_DATAGRAM, &names);
+    let (ping, n) = (msgs[0], msgs.len() - 1);
     let cluster = seeds::corpus_header().cluster;
     assert_eq!(
-        encode(&ping, &updates),
+        seeds::encode_datagram(&msgs),
         bytes,
         "the benchmark encodes the seed"
     );
@@ -69,14 +58,14 @@ fn full_datagram(c: &mut Criterion) {
     let mut g = c.benchmark_group("full_datagram");
     g.throughput(Throughput::Elements(n as u64));
     g.bench_function("encode", |b| {
-        b.iter(|| encode(black_box(&ping), black_box(&updates)))
+        b.iter(|| seeds::encode_datagram(black_box(&msgs)))
     });
     g.bench_function("decode", |b| {
         b.iter(|| decode(black_box(&bytes), black_box(cluster)))
     });
     g.bench_function("encode_decode", |b| {
         b.iter(|| {
-            let bytes = encode(black_box(&ping), black_box(&updates));
+            let bytes = seeds::encode_datagram(black_box(&msgs));
             decode(&bytes, black_box(cluster))
         })
     });
@@ -86,14 +75,13 @@ fn full_datagram(c: &mut Criterion) {
     g.bench_function("encode_decode_bincode_baseline", |b| {
         b.iter(|| {
             let mut bytes = seeds::corpus_header().to_bytes().to_vec();
-            bytes.extend(vinery::wire::encode_message_reference(black_box(&ping)));
-            for u in black_box(&updates) {
-                bytes.extend(vinery::wire::encode_message_reference(u));
+            for m in black_box(&msgs) {
+                bytes.extend(encode_message_reference(m));
             }
             let mut rest = &bytes[HEADER_LEN..];
             let mut n = 0;
             while !rest.is_empty() {
-                let (m, used) = vinery::wire::decode_message_reference(rest).expect("valid");
+                let (m, used) = decode_message_reference(rest).expect("valid");
                 black_box(m);
                 rest = &rest[used..];
                 n += 1;

@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use vinery::security::SecretKey;
 use vinery::sim::scenario::{run, Profile, Scenario, ScenarioConfig, Variant};
+use vinery::wire::fuzzing::example_messages;
 use vinery::wire::ClusterTag;
-use vinery::wire::{example_messages, DatagramBuilder, Header};
+use vinery::wire::{DatagramBuilder, Header};
 use vinery::{Config, Endpoint, QueryFilter, Time};
 
 fn golden_path(name: &str) -> PathBuf {

@@ -11,8 +11,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use vinery::wire::{
-    self, Alive, Bytes, ClusterTag, Datagram, DatagramBuilder, Header, Message, Suspect, WireError,
-    HEADER_LEN,
+    self, fuzzing, Alive, Bytes, ClusterTag, Datagram, DatagramBuilder, Header, Message, Suspect,
+    WireError, HEADER_LEN,
 };
 use vinery::{Config, Endpoint, Member, MemberState, PacketError, Time};
 
@@ -153,32 +153,36 @@ pub fn check_decode(bytes: &[u8]) -> Decoded<'_> {
 }
 
 /// Decodes one message from the start of `bytes` with
-/// [`wire::decode_message`] (the hand-written decoder) and checks that
-/// [`wire::decode_message_reference`] (serde + bincode, the format's
+/// [`fuzzing::decode_message`] (the hand-written decoder) and checks that
+/// [`fuzzing::decode_message_reference`] (serde + bincode, the format's
 /// definition) gives the same: the same message and length, or the same
 /// error. Returns the result.
 pub fn check_same_decode(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
-    let fast = wire::decode_message(bytes);
+    let fast = fuzzing::decode_message(bytes);
     assert_eq!(
         fast,
-        wire::decode_message_reference(bytes),
+        fuzzing::decode_message_reference(bytes),
         "the hand-written decoder disagrees with bincode"
     );
     fast
 }
 
 /// Checks that a message decoded from `used` bytes is valid, re-encodes
-/// (with [`wire::encode_message`] and with [`DatagramBuilder::push`], to the
-/// bytes [`wire::encode_message_reference`] gives) into no more than `used`
+/// (with [`fuzzing::encode_message`] and with [`DatagramBuilder::push`], to the
+/// bytes [`fuzzing::encode_message_reference`] gives) into no more than `used`
 /// bytes, decodes back equal, and that the builder refuses it, unchanged,
 /// when one byte short.
 pub fn check_round_trip(msg: &Message<'_>, used: usize) {
-    assert_eq!(msg.validate(), Ok(()), "a decoded message must be valid");
-    let encoded = wire::encode_message(msg);
+    assert_eq!(
+        fuzzing::validate(msg),
+        Ok(()),
+        "a decoded message must be valid"
+    );
+    let encoded = fuzzing::encode_message(msg);
     assert!(!encoded.is_empty(), "a valid message must encode");
     assert_eq!(
         encoded,
-        wire::encode_message_reference(msg),
+        fuzzing::encode_message_reference(msg),
         "the hand-written encoder disagrees with bincode"
     );
     assert!(
@@ -187,7 +191,7 @@ pub fn check_round_trip(msg: &Message<'_>, used: usize) {
         msg.kind(),
         encoded.len()
     );
-    let (back, n) = wire::decode_message(&encoded).expect("a re-encoded message must decode");
+    let (back, n) = fuzzing::decode_message(&encoded).expect("a re-encoded message must decode");
     assert_eq!(
         n,
         encoded.len(),
@@ -195,7 +199,7 @@ pub fn check_round_trip(msg: &Message<'_>, used: usize) {
     );
     assert_eq!(&back, msg, "round trip changed the message");
     assert_eq!(
-        wire::encode_message(&back),
+        fuzzing::encode_message(&back),
         encoded,
         "encoding is not stable"
     );

@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use vinery::wire::{
-    self, Bytes, ClusterTag, DatagramBuilder, Header, KvDigest, KvEntry, KvPull, KvReset, Message,
-    MessageKind, WireState,
+    self, fuzzing, Bytes, ClusterTag, DatagramBuilder, Header, KvDigest, KvEntry, KvPull, KvReset,
+    Message, MessageKind, WireState,
 };
 use vinery::{Endpoint, KeyPattern};
 
@@ -265,14 +265,14 @@ pub fn check_structured(data: &[u8]) {
     let mut s = Script::new(data);
     while !s.is_empty() {
         let msg = message(&mut s);
-        let bytes = wire::encode_message(&msg);
-        match wire::decode_message(&bytes) {
+        let bytes = fuzzing::encode_message(&msg);
+        match fuzzing::decode_message(&bytes) {
             Ok((back, used)) => {
                 assert_eq!(back, msg, "round trip changed the message");
                 assert_eq!(used, bytes.len());
             }
             Err(e) => assert_eq!(
-                msg.validate().err(),
+                fuzzing::validate(&msg).err(),
                 Some(e),
                 "a message the encoder wrote failed to decode for a reason other than validation"
             ),
@@ -290,10 +290,10 @@ pub fn check_structured(data: &[u8]) {
             }
             _ => mutated.extend_from_slice(s.take(16)),
         }
-        if let Ok((m, used)) = wire::decode_message(&mutated) {
+        if let Ok((m, used)) = fuzzing::decode_message(&mutated) {
             assert!(used <= mutated.len());
-            let again = wire::encode_message(&m);
-            assert_eq!(wire::decode_message(&again), Ok((m, again.len())));
+            let again = fuzzing::encode_message(&m);
+            assert_eq!(fuzzing::decode_message(&again), Ok((m, again.len())));
         }
     }
 }

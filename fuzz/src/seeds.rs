@@ -8,9 +8,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use vinery::wire::{
-    example_messages, Alive, Bytes, ClusterTag, DatagramBuilder, Header, Message, DEFAULT_DATAGRAM,
-};
+use vinery::wire::fuzzing::example_messages;
+use vinery::wire::{Alive, Bytes, ClusterTag, DatagramBuilder, Header, Message, DEFAULT_DATAGRAM};
 
 /// Cluster name in the header of every seed datagram (the default one, so
 /// the seeds reach the fuzzed endpoint's message handlers).
@@ -45,22 +44,37 @@ pub fn full_datagram_ping() -> Message<'static> {
 
 /// Builds a datagram of at most `budget` bytes: [`full_datagram_ping`],
 /// then [`alive_update`]s for `names` in order until the next does not
-/// fit. Returns the datagram and the number of updates in it. `names`
+/// fit. Returns the datagram and its messages (the ping first). `names`
 /// must hold more names than fit (`budget / 8` is plenty: an update takes
 /// more than 8 bytes).
-pub fn full_datagram(budget: usize, names: &[String]) -> (Vec<u8>, usize) {
+pub fn full_datagram(budget: usize, names: &[String]) -> (Vec<u8>, Vec<Message<'_>>) {
     let mut b = DatagramBuilder::new(corpus_header(), budget);
-    b.push(&full_datagram_ping())
-        .expect("a ping fits any budget");
-    let mut updates = 0;
+    let ping = full_datagram_ping();
+    b.push(&ping).expect("a ping fits any budget");
+    let mut msgs = vec![ping];
     for (i, name) in names.iter().enumerate() {
-        if b.push(&alive_update(name, i)).is_err() {
+        let update = alive_update(name, i);
+        if b.push(&update).is_err() {
             break;
         }
-        updates += 1;
+        msgs.push(update);
     }
-    assert!(updates < names.len(), "not enough names to fill the budget");
-    (b.finish(), updates)
+    assert!(
+        msgs.len() <= names.len(),
+        "not enough names to fill the budget"
+    );
+    (b.finish(), msgs)
+}
+
+/// Packs `msgs` into one [`DEFAULT_DATAGRAM`]-byte datagram with the
+/// corpus header, as an endpoint's piggyback does (what the codec
+/// benchmarks measure); they must fit.
+pub fn encode_datagram(msgs: &[Message<'_>]) -> Vec<u8> {
+    let mut b = DatagramBuilder::new(corpus_header(), DEFAULT_DATAGRAM);
+    for msg in msgs {
+        b.push(msg).expect("the messages fit one datagram");
+    }
+    b.finish()
 }
 
 /// Every seed file, as (file name, contents): one datagram per message kind
@@ -71,15 +85,10 @@ pub fn seed_files() -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     let examples = example_messages();
     for msg in &examples {
-        let mut b = DatagramBuilder::new(corpus_header(), DEFAULT_DATAGRAM);
-        b.push(msg).expect("an example fits a datagram");
-        files.push((format!("seed-{}", msg.kind().name()), b.finish()));
+        let seed = encode_datagram(std::slice::from_ref(msg));
+        files.push((format!("seed-{}", msg.kind().name()), seed));
     }
-    let mut b = DatagramBuilder::new(corpus_header(), DEFAULT_DATAGRAM);
-    for msg in &examples {
-        b.push(msg).expect("all examples fit one datagram");
-    }
-    files.push(("seed-compound".to_string(), b.finish()));
+    files.push(("seed-compound".to_string(), encode_datagram(&examples)));
     let names = member_names(DEFAULT_DATAGRAM / 8);
     let (full, _) = full_datagram(DEFAULT_DATAGRAM, &names);
     files.push(("seed-full-budget".to_string(), full));

@@ -4,23 +4,18 @@
 //! around (push marker, id digests, pulls, bucket sync).
 //!
 //! Kept apart from `message.rs` so that the bus is one concern in one file;
-//! the variants of [`Message`](super::Message) wrap these structs.
+//! the variants of [`Message`](super::Message) wrap these structs (this file
+//! does not depend on `message.rs`).
 
 use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::Bytes;
+use super::limits::{
+    check_name, BUS_BUCKETS, BUS_ID_LEN, MAX_BUS_FANOUT, MAX_EVENT_NAME_LEN, MAX_NAME_LEN,
+};
+use super::primitives::Bytes;
 use super::WireError;
-
-/// Bytes of one item id in [`BusHave`] and [`BusWant`] lists.
-pub const BUS_ID_LEN: usize = 8;
-/// Buckets of the bus hash compared by [`BusSync`].
-pub const BUS_BUCKETS: usize = 16;
-/// Largest eager-push fanout a [`BusPush`] may ask for.
-pub const MAX_BUS_FANOUT: u8 = 16;
-/// Longest event name, query name or election topic on the wire, in bytes.
-pub const MAX_EVENT_NAME_LEN: usize = 255;
 
 /// What every bus item starts with: who made it, its place in that node's
 /// sequence (the pair identifies the item), its Lamport time, and its
@@ -63,11 +58,13 @@ pub struct Query<'a> {
     #[serde(borrow)]
     pub head: BusHead<'a>,
     /// Where acks and responses go.
-    #[serde(with = "super::codec::socket_addr")]
+    #[serde(with = "super::reference::socket_addr")]
     pub addr: SocketAddr,
     /// The query's name.
     pub name: &'a str,
-    /// Which nodes answer: [`FilterEntries`] (empty: every node).
+    /// Which nodes answer (empty: every node): entries of a kind byte (0: a
+    /// node name, 1: `key=glob` on a tag), a length byte and that many
+    /// bytes of UTF-8.
     #[serde(borrow)]
     pub filter: Bytes<'a>,
     /// The application's bytes.
@@ -168,7 +165,7 @@ pub struct BusSync<'a> {
 
 /// One condition of a query filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterEntry<'a> {
+pub(crate) enum FilterEntry<'a> {
     /// A node named this may answer (node conditions are alternatives).
     Node(&'a str),
     /// The node must have tag `key` with a value matching the glob
@@ -189,13 +186,13 @@ const FILTER_TAG: u8 = 1;
 impl FilterEntry<'_> {
     /// Appends this entry's encoding (`kind`, `len`, `len` bytes) to
     /// `out`; `None` if a part is empty or too long for one entry.
-    pub fn encode(&self, out: &mut Vec<u8>) -> Option<()> {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Option<()> {
         let (kind, len) = match self {
             FilterEntry::Node(n) => (FILTER_NODE, n.len()),
             FilterEntry::Tag { key, pattern } => (FILTER_TAG, key.len() + 1 + pattern.len()),
         };
         let ok = match self {
-            FilterEntry::Node(n) => !n.is_empty() && n.len() <= super::MAX_NAME_LEN,
+            FilterEntry::Node(n) => !n.is_empty() && n.len() <= MAX_NAME_LEN,
             FilterEntry::Tag { key, .. } => !key.is_empty() && !key.contains('='),
         };
         if !ok || len > usize::from(u8::MAX) {
@@ -220,13 +217,13 @@ impl FilterEntry<'_> {
 /// `key=pattern` with a non-empty key). Stops after the first error, which
 /// it yields.
 #[derive(Clone, Debug)]
-pub struct FilterEntries<'a> {
+pub(crate) struct FilterEntries<'a> {
     rest: &'a [u8],
 }
 
 impl<'a> FilterEntries<'a> {
     /// The entries of `filter`.
-    pub fn new(filter: &'a [u8]) -> FilterEntries<'a> {
+    pub(crate) fn new(filter: &'a [u8]) -> FilterEntries<'a> {
         FilterEntries { rest: filter }
     }
 }
@@ -285,7 +282,7 @@ fn check_ids(ids: Bytes<'_>) -> Result<(), WireError> {
 
 impl BusHead<'_> {
     fn validate(&self) -> Result<(), WireError> {
-        super::message::check_name(self.origin)?;
+        check_name(self.origin)?;
         check(self.ttl_ms > 0)
     }
 }
@@ -316,14 +313,14 @@ impl Election<'_> {
 impl Vote<'_> {
     pub(super) fn validate(&self) -> Result<(), WireError> {
         self.head.validate()?;
-        super::message::check_name(self.creator)
+        check_name(self.creator)
     }
 }
 
 impl QueryReply<'_> {
     pub(super) fn validate(&self) -> Result<(), WireError> {
-        super::message::check_name(self.asker)?;
-        super::message::check_name(self.from)?;
+        check_name(self.asker)?;
+        check_name(self.from)?;
         check(!self.ack || self.payload.0.is_empty())
     }
 }
@@ -357,7 +354,7 @@ impl BusSync<'_> {
 
 /// The 8-byte ids of a [`BusHave`] or [`BusWant`] list (validated lists
 /// hold whole ids only).
-pub fn bus_ids(ids: Bytes<'_>) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn bus_ids(ids: Bytes<'_>) -> impl Iterator<Item = u64> + '_ {
     ids.0
         .chunks_exact(BUS_ID_LEN)
         .map(|c| u64::from_le_bytes(c.try_into().expect("chunks are 8 bytes")))

@@ -1,16 +1,19 @@
-//! The hand-written codec (`fast.rs`) against the definition (serde +
-//! bincode, `codec.rs`): same bytes out, same messages, lengths and errors
-//! in, on every example, on many random messages around every varint and
-//! length boundary, and on hostile bytes (every truncation, bit flips,
-//! random strings, claims at the size limit).
+//! The hand-written codec (`codec.rs`, `bus_codec.rs`) against the
+//! definition (serde + bincode, `reference.rs`): same bytes out, same
+//! messages, lengths and errors in, for every kind, on every example, on
+//! many random messages around every varint and length boundary, and on
+//! hostile bytes (every truncation, bit flips, random strings, claims at
+//! the size limit).
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::codec::{self, LIMIT};
-use super::fast::{self, Utf8Seen};
+use super::codec;
+use super::fuzzing::{decode_message_reference, encode_message_reference, example_messages};
+use super::primitives::{Reader, Utf8Seen, LIMIT};
+use super::reference;
 use super::*;
 
 /// Random messages per test; each is also truncated and bit-flipped.
@@ -136,14 +139,9 @@ fn alive(rng: &mut SmallRng) -> Alive<'static> {
     }
 }
 
-/// The kinds with a hand-written codec: every kind up to the event bus's,
-/// which go through bincode until they get one (`fast.rs` falls back for
-/// them; nothing to test against the reference but the reference itself).
-const HAND_WRITTEN: &[MessageKind] = MessageKind::ALL.split_at(MessageKind::UserEvent as usize).0;
-
 /// A random message of a random kind (not necessarily valid).
 fn random_message(rng: &mut SmallRng) -> Message<'static> {
-    match HAND_WRITTEN[rng.random_range(0..HAND_WRITTEN.len())] {
+    match MessageKind::ALL[rng.random_range(0..MessageKind::ALL.len())] {
         MessageKind::Ping => Message::Ping(Ping {
             seq: u32_value(rng),
             target: any_name(rng),
@@ -231,8 +229,113 @@ fn random_message(rng: &mut SmallRng) -> Message<'static> {
             generation: u64_value(rng),
             floor: u64_value(rng),
         }),
-        _ => unreachable!("only hand-written kinds are drawn"),
+        MessageKind::UserEvent => Message::UserEvent(UserEvent {
+            head: head(rng),
+            name: any_name(rng),
+            coalesce: rng.random(),
+            payload: meta(rng),
+        }),
+        MessageKind::Query => Message::Query(Query {
+            head: head(rng),
+            addr: addr(rng),
+            name: any_name(rng),
+            filter: filter(rng),
+            payload: meta(rng),
+        }),
+        MessageKind::Election => Message::Election(Election {
+            head: head(rng),
+            topic: any_name(rng),
+            min: u32_value(rng) % 8,
+            total: u32_value(rng) % 8,
+        }),
+        MessageKind::Vote => Message::Vote(Vote {
+            head: head(rng),
+            creator: any_name(rng),
+            election: u64_value(rng),
+            yes: rng.random(),
+        }),
+        MessageKind::QueryReply => Message::QueryReply(QueryReply {
+            asker: any_name(rng),
+            seq: u64_value(rng),
+            from: any_name(rng),
+            ack: rng.random_bool(0.2),
+            payload: if rng.random_bool(0.5) {
+                Bytes(&[])
+            } else {
+                meta(rng)
+            },
+        }),
+        MessageKind::BusPush => Message::BusPush(BusPush {
+            fanout: u32_value(rng) % 24,
+        }),
+        MessageKind::BusHave => Message::BusHave(BusHave {
+            reply_mask: if rng.random_bool(0.5) {
+                0
+            } else {
+                u64_value(rng)
+            },
+            ids: ids(rng),
+        }),
+        MessageKind::BusWant => Message::BusWant(BusWant { ids: ids(rng) }),
+        MessageKind::BusSync => {
+            let n = match rng.random_range(0..3) {
+                0 => 0,
+                1 => 4 * BUS_BUCKETS,
+                _ => rng.random_range(0..100),
+            };
+            Message::BusSync(BusSync {
+                buckets: bytes(rng, n),
+            })
+        }
     }
+}
+
+/// A bus item head (an empty origin or a zero lifetime now and then,
+/// which only validation rejects).
+fn head(rng: &mut SmallRng) -> BusHead<'static> {
+    BusHead {
+        origin: any_name(rng),
+        seq: u64_value(rng),
+        lamport: u64_value(rng),
+        at_ms: u64_value(rng),
+        ttl_ms: if rng.random_bool(0.05) {
+            0
+        } else {
+            u64_value(rng)
+        },
+    }
+}
+
+/// A query filter: well-formed entries, or random bytes.
+fn filter(rng: &mut SmallRng) -> Bytes<'static> {
+    if rng.random_bool(0.2) {
+        let n = rng.random_range(0..12);
+        return bytes(rng, n);
+    }
+    let mut out = Vec::new();
+    for _ in 0..rng.random_range(0..3) {
+        let entry = if rng.random_bool(0.5) {
+            FilterEntry::Node(any_name(rng))
+        } else {
+            FilterEntry::Tag {
+                key: name(rng, 4),
+                pattern: name(rng, 3),
+            }
+        };
+        // Refused entries are left out.
+        let _ = entry.encode(&mut out);
+    }
+    Bytes(out.leak())
+}
+
+/// A list of item ids, sometimes not whole ids.
+fn ids(rng: &mut SmallRng) -> Bytes<'static> {
+    let n = if rng.random_bool(0.9) {
+        BUS_ID_LEN * rng.random_range(0..6)
+    } else {
+        rng.random_range(0..30)
+    };
+    bytes(rng, n)
 }
 
 /// The examples, then `n` random messages.
@@ -246,22 +349,10 @@ fn messages(seed: u64, n: usize) -> Vec<Message<'static>> {
 /// Checks that both codecs encode `msg` to the same bytes, by every
 /// encoding API, and returns them.
 fn check_encode(msg: &Message<'_>) -> Vec<u8> {
-    let reference = codec::encode_to_vec(msg);
+    let reference = encode_message_reference(msg);
     assert!(!reference.is_empty());
-    if !HAND_WRITTEN.contains(&msg.kind()) {
-        // Falls back to bincode: the protocol's encoder is the reference.
-        assert_eq!(fast::encoded_len(msg), None);
-        assert_eq!(encode_message(msg), reference);
-        return reference;
-    }
-    assert_eq!(fast::encoded_len(msg), Some(reference.len()), "{msg:?}");
-    assert_eq!(
-        fast::encode_to_vec(msg).as_ref(),
-        Some(&reference),
-        "{msg:?}"
-    );
-    assert_eq!(encode_message(msg), reference);
-    assert_eq!(encode_message_reference(msg), reference);
+    assert_eq!(codec::encoded_len(msg), reference.len(), "{msg:?}");
+    assert_eq!(encode_message(msg), reference, "{msg:?}");
     // Into slices of every size around the message's: the same bytes, or
     // the same refusal.
     let len = reference.len();
@@ -277,8 +368,8 @@ fn check_encode(msg: &Message<'_>) -> Vec<u8> {
     ] {
         let mut a = vec![0xa5; size];
         let mut b = vec![0xa5; size];
-        let fast = fast::encode_into(msg, &mut a).expect("every kind is hand-written");
-        let slow = codec::encode_into(msg, &mut b);
+        let fast = codec::encode_into(msg, &mut a);
+        let slow = reference::encode_into(msg, &mut b);
         assert_eq!(fast, slow, "{msg:?} into {size} bytes");
         if let Ok(n) = fast {
             assert_eq!(a[..n], b[..n]);
@@ -288,27 +379,20 @@ fn check_encode(msg: &Message<'_>) -> Vec<u8> {
 }
 
 /// Checks that both decoders agree on `bytes` (a message from its tag):
-/// the body decoders before validation, [`decode_message`] (strings
-/// validated alone) and a [`Messages`] iterator (UTF-8 validated in runs,
-/// primed with `utf8`) against [`decode_message_reference`]. Returns the
-/// reference result.
+/// [`decode_message`] (strings validated alone) and a reader primed with
+/// `utf8` as a [`Messages`] iterator is (UTF-8 validated in runs), against
+/// [`decode_message_reference`]. Returns the reference result and leaves
+/// in `utf8` what the reader knows after it.
 fn check_decode<'a>(
     bytes: &'a [u8],
     utf8: &mut Utf8Seen<'a>,
 ) -> Result<(Message<'a>, usize), WireError> {
     let reference = decode_message_reference(bytes);
     assert_eq!(decode_message(bytes), reference, "{bytes:02x?}");
-    assert_eq!(decode_one(bytes, utf8), reference, "{bytes:02x?}");
-    if let Some((&tag, body)) = bytes.split_first() {
-        let slow = decode_body_reference(tag, body);
-        for scan_ahead in [false, true] {
-            let fast = fast::decode_body(tag, body, &mut Utf8Seen::new(scan_ahead));
-            match fast {
-                Some(fast) => assert_eq!(fast, slow, "{bytes:02x?}"),
-                None => assert!(usize::from(tag) >= HAND_WRITTEN.len()),
-            }
-        }
-    }
+    let mut r = Reader::new(bytes, *utf8);
+    let read = r.message().map(|m| (m, bytes.len() - r.rest.len()));
+    assert_eq!(read, reference, "{bytes:02x?}");
+    *utf8 = r.utf8();
     reference
 }
 
@@ -332,8 +416,7 @@ fn check_decode_all(body: &[u8]) -> usize {
         }
     }
     let iterated: Vec<_> = Messages {
-        rest: body,
-        utf8: Utf8Seen::new(true),
+        reader: Reader::new(body, Utf8Seen::new(true)),
     }
     .collect();
     assert_eq!(iterated, expected, "{body:02x?}");
@@ -436,7 +519,7 @@ fn fast_decoding_matches_bincode_on_random_bytes() {
             .collect();
         if let Some(tag) = b.first_mut() {
             if rng.random_bool(0.9) {
-                *tag = rng.random_range(0..14);
+                *tag = rng.random_range(0..MessageKind::ALL.len() as u8 + 2);
             }
         }
         check_decode_all(&b);
@@ -561,7 +644,50 @@ fn near_limit(kind: MessageKind, big: usize, small: usize) -> Message<'static> {
             reply: true,
             complete: false,
         }),
-        _ => unreachable!("only hand-written kinds are tested"),
+        MessageKind::UserEvent | MessageKind::Vote | MessageKind::Election => {
+            Message::UserEvent(UserEvent {
+                head: BusHead {
+                    origin: "o",
+                    seq: u64::MAX,
+                    lamport: 1,
+                    at_ms: u64::MAX,
+                    ttl_ms: 1,
+                },
+                name: "e",
+                coalesce: true,
+                payload: Bytes(vec![7; big].leak()),
+            })
+        }
+        MessageKind::Query => Message::Query(Query {
+            head: BusHead {
+                origin: "o",
+                seq: 1,
+                lamport: u64::MAX,
+                at_ms: 1,
+                ttl_ms: u64::MAX,
+            },
+            addr,
+            name: "q",
+            filter: Bytes(&[]),
+            payload: Bytes(vec![7; big].leak()),
+        }),
+        MessageKind::QueryReply => Message::QueryReply(QueryReply {
+            asker: "a",
+            seq: u64::MAX,
+            from: "f",
+            ack: false,
+            payload: Bytes(vec![7; big].leak()),
+        }),
+        MessageKind::BusPush | MessageKind::BusHave => Message::BusHave(BusHave {
+            reply_mask: 1,
+            ids: Bytes(vec![0; big / BUS_ID_LEN * BUS_ID_LEN].leak()),
+        }),
+        MessageKind::BusWant => Message::BusWant(BusWant {
+            ids: Bytes(vec![0; big / BUS_ID_LEN * BUS_ID_LEN].leak()),
+        }),
+        MessageKind::BusSync => Message::BusSync(BusSync {
+            buckets: Bytes(vec![0; big].leak()),
+        }),
     }
 }
 
@@ -572,7 +698,7 @@ fn fast_decoding_claims_against_the_limit_as_bincode_does() {
     // same step. Bodies this long only reach `decode_message` directly,
     // or in a datagram of the largest size.
     let mut too_large = 0;
-    for &kind in HAND_WRITTEN {
+    for kind in MessageKind::ALL {
         for big in (LIMIT - 40)..=(LIMIT - 4) {
             for small in [0, 3, 20] {
                 let bytes = encode_message(&near_limit(kind, big, small));

@@ -11,17 +11,9 @@ use serde::{Deserialize, Serialize};
 use super::bus::{
     BusHave, BusPush, BusSync, BusWant, Election, Query, QueryReply, UserEvent, Vote,
 };
-use super::codec::Bytes;
+use super::limits::{check_name, MAX_KEY_LEN, MAX_META_LEN, MAX_SYNC_BUCKETS};
+use super::primitives::Bytes;
 use super::WireError;
-
-/// Longest member name accepted on the wire, in bytes.
-pub const MAX_NAME_LEN: usize = 255;
-/// Largest member metadata accepted on the wire, in bytes (as memberlist).
-pub const MAX_META_LEN: usize = 512;
-/// Largest number of anti-entropy buckets a sync request may carry.
-pub const MAX_SYNC_BUCKETS: usize = 64;
-/// Longest key accepted on the wire, in bytes.
-pub const MAX_KEY_LEN: usize = 255;
 
 /// A 32-bit summary of a node's membership view, carried on probes so that
 /// two nodes find out they disagree without exchanging any state.
@@ -60,7 +52,7 @@ pub struct PingReq<'a> {
     /// Name of the member to probe.
     pub target: &'a str,
     /// Address of the member to probe.
-    #[serde(with = "super::codec::socket_addr")]
+    #[serde(with = "super::reference::socket_addr")]
     pub target_addr: SocketAddr,
     /// Whether the requester wants a nack if the target does not answer
     /// (Lifeguard: missing nacks reveal the requester's own trouble).
@@ -89,7 +81,7 @@ pub struct Alive<'a> {
     /// Member name.
     pub name: &'a str,
     /// Address to reach it at (its advertise address).
-    #[serde(with = "super::codec::socket_addr")]
+    #[serde(with = "super::reference::socket_addr")]
     pub addr: SocketAddr,
     /// Incarnation; only the member itself raises it.
     pub incarnation: u32,
@@ -176,7 +168,7 @@ pub struct MemberEntry<'a> {
     /// Member name.
     pub name: &'a str,
     /// Its address.
-    #[serde(with = "super::codec::socket_addr")]
+    #[serde(with = "super::reference::socket_addr")]
     pub addr: SocketAddr,
     /// Its incarnation.
     pub incarnation: u32,
@@ -405,18 +397,121 @@ impl MessageKind {
     }
 }
 
-pub(super) fn check_name(name: &str) -> Result<(), WireError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return Err(WireError::BadName);
-    }
-    Ok(())
-}
-
 fn check_meta(meta: Bytes<'_>) -> Result<(), WireError> {
     if meta.0.len() > MAX_META_LEN {
         return Err(WireError::BadMeta);
     }
     Ok(())
+}
+
+// The limits serde cannot express, one method per message struct, called
+// by the decoder right after it reads the struct.
+
+impl Ping<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.target)
+    }
+}
+
+impl PingReq<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.target)
+    }
+}
+
+impl Alive<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.name)?;
+        check_meta(self.meta)
+    }
+}
+
+impl Suspect<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.name)?;
+        check_name(self.from)
+    }
+}
+
+impl Dead<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.name)?;
+        check_name(self.from)
+    }
+}
+
+impl Left<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.name)
+    }
+}
+
+impl JoinReply<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.from)
+    }
+}
+
+impl SyncRequest<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.from)?;
+        let n = self.buckets.0.len() / 4;
+        if !self.buckets.0.len().is_multiple_of(4) || !n.is_power_of_two() || n > MAX_SYNC_BUCKETS {
+            return Err(WireError::BadBuckets);
+        }
+        Ok(())
+    }
+}
+
+impl SyncReply<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.from)
+    }
+}
+
+impl MemberEntry<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.name)?;
+        check_meta(self.meta)
+    }
+}
+
+impl KvEntry<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.node)?;
+        if self.key.is_empty() || self.key.len() > MAX_KEY_LEN {
+            return Err(WireError::BadKey);
+        }
+        if self.version <= self.base || (self.deleted && !self.value.0.is_empty()) {
+            return Err(WireError::BadVersion);
+        }
+        Ok(())
+    }
+}
+
+impl KvDigest<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.node)
+    }
+}
+
+impl KvReset<'_> {
+    #[inline(always)]
+    pub(super) fn validate(&self) -> Result<(), WireError> {
+        check_name(self.node)
+    }
 }
 
 impl<'a> Message<'a> {
@@ -453,56 +548,24 @@ impl<'a> Message<'a> {
     }
 
     /// Checks the limits serde cannot express: name and metadata lengths,
-    /// bucket counts. Decoding calls it, so a decoded message is valid.
-    // Inlined into the decoder, where the message's kind is known, so only
-    // its own checks run, on fields still in registers (a call made the
-    // freshly decoded message go through memory, a large share of decode).
-    #[inline]
-    pub fn validate(&self) -> Result<(), WireError> {
+    /// bucket counts, bus rules. The decoder checks each struct as it reads
+    /// it; this is for messages decoded otherwise (the reference decoder).
+    pub(crate) fn validate(&self) -> Result<(), WireError> {
         match self {
-            Message::Ping(p) => check_name(p.target),
-            Message::PingReq(p) => check_name(p.target),
-            Message::Ack(_) | Message::Nack(_) => Ok(()),
-            Message::JoinReply(r) => check_name(r.from),
-            Message::SyncReply(r) => check_name(r.from),
-            Message::Alive(a) | Message::Join(Join { member: a }) => {
-                check_name(a.name)?;
-                check_meta(a.meta)
-            }
-            Message::Suspect(s) => {
-                check_name(s.name)?;
-                check_name(s.from)
-            }
-            Message::Dead(d) => {
-                check_name(d.name)?;
-                check_name(d.from)
-            }
-            Message::Left(l) => check_name(l.name),
-            Message::SyncRequest(s) => {
-                check_name(s.from)?;
-                let n = s.buckets.0.len() / 4;
-                if s.buckets.0.len() % 4 != 0 || !n.is_power_of_two() || n > MAX_SYNC_BUCKETS {
-                    return Err(WireError::BadBuckets);
-                }
-                Ok(())
-            }
-            Message::Member(m) => {
-                check_name(m.name)?;
-                check_meta(m.meta)
-            }
-            Message::KvEntry(e) => {
-                check_name(e.node)?;
-                if e.key.is_empty() || e.key.len() > MAX_KEY_LEN {
-                    return Err(WireError::BadKey);
-                }
-                if e.version <= e.base || (e.deleted && !e.value.0.is_empty()) {
-                    return Err(WireError::BadVersion);
-                }
-                Ok(())
-            }
-            Message::KvDigest(d) => check_name(d.node),
-            Message::KvPull(_) => Ok(()),
-            Message::KvReset(r) => check_name(r.node),
+            Message::Ping(m) => m.validate(),
+            Message::PingReq(m) => m.validate(),
+            Message::Ack(_) | Message::Nack(_) | Message::KvPull(_) => Ok(()),
+            Message::Alive(m) | Message::Join(Join { member: m }) => m.validate(),
+            Message::Suspect(m) => m.validate(),
+            Message::Dead(m) => m.validate(),
+            Message::Left(m) => m.validate(),
+            Message::JoinReply(m) => m.validate(),
+            Message::SyncRequest(m) => m.validate(),
+            Message::SyncReply(m) => m.validate(),
+            Message::Member(m) => m.validate(),
+            Message::KvEntry(m) => m.validate(),
+            Message::KvDigest(m) => m.validate(),
+            Message::KvReset(m) => m.validate(),
             Message::UserEvent(m) => m.validate(),
             Message::Query(m) => m.validate(),
             Message::Election(m) => m.validate(),
@@ -513,158 +576,5 @@ impl<'a> Message<'a> {
             Message::BusWant(m) => m.validate(),
             Message::BusSync(m) => m.validate(),
         }
-    }
-}
-
-/// One message of every kind with realistic field sizes: seeds for fuzzing
-/// corpora, codec benchmarks and round-trip tests.
-pub fn example_messages() -> Vec<Message<'static>> {
-    let addr: SocketAddr = "10.0.3.17:7946".parse().expect("literal address");
-    let addr6: SocketAddr = "[2001:db8::17]:7946".parse().expect("literal address");
-    vec![
-        Message::Ping(Ping {
-            seq: 70_001,
-            target: "node-0017",
-            hash: [1, 2, 3, 4],
-        }),
-        Message::PingReq(PingReq {
-            seq: 70_002,
-            target: "node-0017",
-            target_addr: addr6,
-            nack: true,
-        }),
-        Message::Ack(Ack {
-            seq: 70_001,
-            hash: [5, 6, 7, 8],
-        }),
-        Message::Nack(Nack { seq: 70_002 }),
-        Message::Alive(Alive {
-            name: "node-0017",
-            addr,
-            incarnation: 3,
-            meta: Bytes(b"role=web"),
-        }),
-        Message::Suspect(Suspect {
-            name: "node-0017",
-            incarnation: 3,
-            from: "node-0002",
-        }),
-        Message::Dead(Dead {
-            name: "node-0017",
-            incarnation: 3,
-            from: "node-0002",
-        }),
-        Message::Left(Left {
-            name: "node-0017",
-            incarnation: 4,
-        }),
-        Message::Join(Join {
-            member: Alive {
-                name: "node-0099",
-                addr: addr6,
-                incarnation: 0,
-                meta: Bytes(b""),
-            },
-        }),
-        Message::JoinReply(JoinReply {
-            known: 1000,
-            from: "node-0001",
-        }),
-        Message::SyncRequest(SyncRequest {
-            id: 9,
-            from: "node-0002",
-            buckets: Bytes(&[0xab; 4 * 32]),
-        }),
-        Message::SyncReply(SyncReply {
-            id: 9,
-            mask: 0x8000_0000_0000_0001,
-            from: "node-0017",
-        }),
-        Message::Member(MemberEntry {
-            name: "node-0017",
-            addr,
-            incarnation: 3,
-            state: WireState::Suspect,
-            meta: Bytes(b"zone=b"),
-        }),
-        Message::KvEntry(KvEntry {
-            node: "node-0017",
-            generation: 2,
-            base: 41,
-            version: 42,
-            key: "service.http.port",
-            value: Bytes(b"8080"),
-            expires_ms: 1_800_000,
-            deleted: false,
-        }),
-        Message::KvDigest(KvDigest {
-            node: "node-0017",
-            generation: 2,
-            heartbeat: 917,
-            max_version: 42,
-        }),
-        Message::KvPull(KvPull {
-            reply: false,
-            complete: true,
-        }),
-        Message::KvReset(KvReset {
-            node: "node-0017",
-            generation: 2,
-            floor: 40,
-        }),
-        Message::UserEvent(UserEvent {
-            head: example_head(),
-            name: "deploy",
-            coalesce: true,
-            payload: Bytes(b"v1.2.3"),
-        }),
-        Message::Query(Query {
-            head: example_head(),
-            addr,
-            name: "uptime",
-            filter: Bytes(b"\x00\x09node-0017\x01\x08role=web"),
-            payload: Bytes(b"?"),
-        }),
-        Message::Election(Election {
-            head: example_head(),
-            topic: "leader",
-            min: 3,
-            total: 5,
-        }),
-        Message::Vote(Vote {
-            head: example_head(),
-            creator: "node-0002",
-            election: 7,
-            yes: true,
-        }),
-        Message::QueryReply(QueryReply {
-            asker: "node-0002",
-            seq: 7,
-            from: "node-0017",
-            ack: false,
-            payload: Bytes(b"up 3 days"),
-        }),
-        Message::BusPush(BusPush { fanout: 2 }),
-        Message::BusHave(BusHave {
-            reply_mask: 0x8001,
-            ids: Bytes(&[0x5a; 3 * super::BUS_ID_LEN]),
-        }),
-        Message::BusWant(BusWant {
-            ids: Bytes(&[0xa5; super::BUS_ID_LEN]),
-        }),
-        Message::BusSync(BusSync {
-            buckets: Bytes(&[0x3c; 4 * super::BUS_BUCKETS]),
-        }),
-    ]
-}
-
-/// The item head of the bus examples.
-fn example_head() -> super::BusHead<'static> {
-    super::BusHead {
-        origin: "node-0002",
-        seq: 3_000_000_007,
-        lamport: 41,
-        at_ms: 1_700_000_000_000,
-        ttl_ms: 30_000,
     }
 }

@@ -1,12 +1,14 @@
 //! The wire format: one UDP datagram is a fixed header followed by one or
-//! more bincode-encoded [`Message`]s packed back to back.
+//! more [`Message`]s packed back to back (`docs/PROTOCOL.md` §2 describes
+//! the bytes).
 //!
-//! The serde types and bincode configuration (`codec.rs`) define the
-//! message bytes; [`encode_message`], [`decode_message`] and
-//! [`DatagramBuilder::push`] use a hand-written codec of the same bytes
-//! (`fast.rs`), several times faster, which differential tests and the
-//! fuzz targets check against [`encode_message_reference`] and
-//! [`decode_message_reference`].
+//! Files: `primitives.rs` reads and writes the primitives (varints,
+//! strings, addresses); `codec.rs` and `bus_codec.rs` every message kind
+//! from them, the one codec the protocol uses; `message.rs` and `bus.rs`
+//! hold the message types and their rules, `limits.rs` the bounds they
+//! share. `reference.rs` is the definition the codec is checked against
+//! (the types' serde derives through bincode), used only by the
+//! differential tests and, through [`fuzzing`], the fuzz targets.
 //!
 //! ```text
 //! 0      2       3      4              8
@@ -21,14 +23,34 @@
 
 pub mod budget;
 mod bus;
+mod bus_codec;
 mod codec;
-mod fast;
+#[doc(hidden)]
+pub mod fuzzing;
+mod limits;
 mod message;
+mod primitives;
+mod reference;
 
-pub use bus::*;
-pub(crate) use codec::{decode_from, encode_into, encode_to_vec};
-pub use codec::{Bytes, DoesNotFit};
-pub use message::*;
+pub(crate) use bus::{bus_ids, FilterEntries, FilterEntry};
+pub use bus::{
+    BusHave, BusHead, BusPush, BusSync, BusWant, Election, Query, QueryReply, UserEvent, Vote,
+};
+#[cfg(test)]
+pub(crate) use codec::decode_message;
+pub(crate) use codec::encode_message;
+pub use limits::{
+    BUS_BUCKETS, BUS_ID_LEN, MAX_BUS_FANOUT, MAX_EVENT_NAME_LEN, MAX_KEY_LEN, MAX_META_LEN,
+    MAX_NAME_LEN, MAX_SYNC_BUCKETS,
+};
+pub use message::{
+    Ack, Alive, Dead, Join, JoinReply, KvDigest, KvEntry, KvPull, KvReset, Left, MemberEntry,
+    Message, MessageKind, Nack, Ping, PingReq, StateHash, Suspect, SyncReply, SyncRequest,
+    WireState,
+};
+pub use primitives::{Bytes, DoesNotFit};
+
+use primitives::{Reader, Utf8Seen};
 
 use std::fmt;
 
@@ -260,8 +282,7 @@ impl<'a> Datagram<'a> {
     /// it yields; each step consumes at least one byte, so it ends quickly.
     pub fn messages(&self) -> Messages<'a> {
         Messages {
-            rest: self.body,
-            utf8: fast::Utf8Seen::new(true),
+            reader: Reader::new(self.body, Utf8Seen::new(true)),
         }
     }
 
@@ -279,9 +300,9 @@ impl<'a> Datagram<'a> {
 /// Iterator over the messages of a [`Datagram`].
 #[derive(Clone, Debug)]
 pub struct Messages<'a> {
-    rest: &'a [u8],
-    /// UTF-8 validated so far, shared by the messages of the datagram.
-    utf8: fast::Utf8Seen<'a>,
+    /// The bytes after the last message read, and the UTF-8 validated so
+    /// far (one run serves the strings of many messages).
+    reader: Reader<'a>,
 }
 
 impl<'a> Iterator for Messages<'a> {
@@ -291,118 +312,12 @@ impl<'a> Iterator for Messages<'a> {
     // being copied up the call chain (measured: a large share of decode).
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.rest.is_empty() {
+        if self.reader.rest.is_empty() {
             return None;
         }
-        match decode_one(self.rest, &mut self.utf8) {
-            Ok((msg, used)) => {
-                self.rest = &self.rest[used..];
-                Some(Ok(msg))
-            }
-            Err(e) => {
-                self.rest = &[];
-                Some(Err(e))
-            }
-        }
+        // (A failed read leaves nothing to read: iteration ends after it.)
+        Some(self.reader.message())
     }
-}
-
-/// Decodes and validates one message from the start of `bytes`, returning
-/// it and the number of bytes it took.
-///
-/// Same bytes accepted, same messages and same errors as
-/// [`decode_message_reference`] (the bincode definition), but through the
-/// hand-written decoder of every kind it has one for.
-#[inline]
-pub fn decode_message(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
-    // Alone, each string is validated by itself: scanning ahead would be
-    // wasted on bytes that are not decoded with this call's state.
-    decode_one(bytes, &mut fast::Utf8Seen::new(false))
-}
-
-/// [`decode_message`] with what is known of the UTF-8 of the buffer
-/// `bytes` ends.
-#[inline(always)]
-fn decode_one<'a>(
-    bytes: &'a [u8],
-    utf8: &mut fast::Utf8Seen<'a>,
-) -> Result<(Message<'a>, usize), WireError> {
-    let (&tag, body) = bytes.split_first().ok_or(WireError::Truncated)?;
-    let (msg, used) = match fast::decode_body(tag, body, utf8) {
-        Some(decoded) => decoded?,
-        // Unknown tags, and kinds added without a hand-written decoder.
-        None => decode_body_reference(tag, body)?,
-    };
-    msg.validate()?;
-    Ok((msg, used + 1))
-}
-
-/// [`decode_message`] through serde and bincode only: the definition of
-/// the format, kept for the differential tests and fuzz checks that hold the
-/// hand-written decoder to it. Slower; not used by the protocol.
-pub fn decode_message_reference(bytes: &[u8]) -> Result<(Message<'_>, usize), WireError> {
-    let (&tag, body) = bytes.split_first().ok_or(WireError::Truncated)?;
-    let (msg, used) = decode_body_reference(tag, body)?;
-    msg.validate()?;
-    Ok((msg, used + 1))
-}
-
-/// Decodes the body of a message of kind `tag` with bincode, returning it
-/// and the body bytes used (not validated).
-fn decode_body_reference(tag: u8, body: &[u8]) -> Result<(Message<'_>, usize), WireError> {
-    // The tag is one varint byte (< 251); dispatching on it here and
-    // decoding the variant's struct directly skips serde's enum machinery,
-    // which cost as much as the fields themselves. Same bytes on the wire.
-    fn body_of<'a, T: serde::Deserialize<'a>>(
-        body: &'a [u8],
-        wrap: fn(T) -> Message<'a>,
-    ) -> Result<(Message<'a>, usize), WireError> {
-        let (v, used) = decode_from::<T>(body)?;
-        Ok((wrap(v), used))
-    }
-    match MessageKind::ALL.get(usize::from(tag)) {
-        Some(MessageKind::Ping) => body_of(body, Message::Ping),
-        Some(MessageKind::PingReq) => body_of(body, Message::PingReq),
-        Some(MessageKind::Ack) => body_of(body, Message::Ack),
-        Some(MessageKind::Nack) => body_of(body, Message::Nack),
-        Some(MessageKind::Alive) => body_of(body, Message::Alive),
-        Some(MessageKind::Suspect) => body_of(body, Message::Suspect),
-        Some(MessageKind::Dead) => body_of(body, Message::Dead),
-        Some(MessageKind::Left) => body_of(body, Message::Left),
-        Some(MessageKind::Join) => body_of(body, Message::Join),
-        Some(MessageKind::JoinReply) => body_of(body, Message::JoinReply),
-        Some(MessageKind::SyncRequest) => body_of(body, Message::SyncRequest),
-        Some(MessageKind::SyncReply) => body_of(body, Message::SyncReply),
-        Some(MessageKind::Member) => body_of(body, Message::Member),
-        Some(MessageKind::KvEntry) => body_of(body, Message::KvEntry),
-        Some(MessageKind::KvDigest) => body_of(body, Message::KvDigest),
-        Some(MessageKind::KvPull) => body_of(body, Message::KvPull),
-        Some(MessageKind::KvReset) => body_of(body, Message::KvReset),
-        Some(MessageKind::UserEvent) => body_of(body, Message::UserEvent),
-        Some(MessageKind::Query) => body_of(body, Message::Query),
-        Some(MessageKind::Election) => body_of(body, Message::Election),
-        Some(MessageKind::Vote) => body_of(body, Message::Vote),
-        Some(MessageKind::QueryReply) => body_of(body, Message::QueryReply),
-        Some(MessageKind::BusPush) => body_of(body, Message::BusPush),
-        Some(MessageKind::BusHave) => body_of(body, Message::BusHave),
-        Some(MessageKind::BusWant) => body_of(body, Message::BusWant),
-        Some(MessageKind::BusSync) => body_of(body, Message::BusSync),
-        None => Err(WireError::Malformed),
-    }
-}
-
-/// Encodes one message into a new vector (for broadcasts, encoded once and
-/// copied into many datagrams). The same bytes as
-/// [`encode_message_reference`].
-pub fn encode_message(msg: &Message<'_>) -> Vec<u8> {
-    // bincode for a kind without a hand-written encoder.
-    fast::encode_to_vec(msg).unwrap_or_else(|| encode_to_vec(msg))
-}
-
-/// [`encode_message`] through serde and bincode only: the definition of
-/// the format, kept for the differential tests and fuzz checks.
-pub fn encode_message_reference(msg: &Message<'_>) -> Vec<u8> {
-    encode_to_vec(msg)
 }
 
 /// Packs messages into one datagram, never exceeding its budget.
@@ -434,11 +349,7 @@ impl DatagramBuilder {
     #[inline]
     pub fn push(&mut self, msg: &Message<'_>) -> Result<(), DoesNotFit> {
         // Straight into the datagram: no intermediate buffer.
-        let dst = &mut self.buf[self.len..];
-        let n = match fast::encode_into(msg, dst) {
-            Some(written) => written?,
-            None => encode_into(msg, dst)?,
-        };
+        let n = codec::encode_into(msg, &mut self.buf[self.len..])?;
         self.len += n;
         self.messages += 1;
         Ok(())

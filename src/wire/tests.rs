@@ -1,3 +1,4 @@
+use super::fuzzing::example_messages;
 use super::*;
 
 fn cluster() -> ClusterTag {
@@ -188,4 +189,16 @@ fn cluster_tags_differ_by_name() {
         ClusterTag::from_name("staging")
     );
     assert_eq!(ClusterTag::from_name("prod"), ClusterTag::from_name("prod"));
+}
+
+#[test]
+fn a_message_stays_small() {
+    // Every decoded message is moved at least once (into the caller's
+    // vector); the bus variants made it 136 bytes, which is where it must
+    // stay: a larger variant belongs behind a reference or out of line.
+    assert!(
+        std::mem::size_of::<Message<'_>>() <= 136,
+        "Message is {} bytes",
+        std::mem::size_of::<Message<'_>>()
+    );
 }
