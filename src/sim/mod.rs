@@ -57,6 +57,8 @@
 //! | `observe.rs` | the trace hash, the event and packet logs, the event hook |
 //! | `trace.rs` | the FNV-1a hasher and the seed mixer |
 //! | `stats.rs` | [`SimStats`] |
+//! | `timeline.rs` | [`Timeline`]: samples over time, for plots |
+//! | `writes.rs` | sustained writes and the tracking of their spread |
 //! | `scenario/` | the standard scenarios and their harness |
 //!
 //! # Example
@@ -87,7 +89,9 @@ pub mod scenario;
 mod schedule;
 mod slow;
 mod stats;
+mod timeline;
 mod trace;
+mod writes;
 
 #[cfg(test)]
 mod tests;
@@ -108,6 +112,7 @@ pub use observe::{LoggedEvent, PacketRecord};
 pub use schedule::{MAX_IMMEDIATE_RERUNS, TIMER_RESOLUTION};
 pub use slow::SlowConfig;
 pub use stats::SimStats;
+pub use timeline::{Sample, Timeline};
 
 use network::check_probability;
 use node::{node_index, Node};

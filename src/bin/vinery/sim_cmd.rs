@@ -29,8 +29,8 @@ const ALL: [Scenario; 7] = [
 struct ScenarioArg(Option<Scenario>);
 
 impl ScenarioArg {
-    const VALUES: [ScenarioArg; 10] = {
-        let mut v = [ScenarioArg(None); 10];
+    const VALUES: [ScenarioArg; 11] = {
+        let mut v = [ScenarioArg(None); 11];
         let mut i = 0;
         while i < Scenario::ALL.len() {
             v[i + 1] = ScenarioArg(Some(Scenario::ALL[i]));
@@ -62,6 +62,7 @@ impl ValueEnum for ScenarioArg {
             Scenario::Kv => "--writes random nodes set a key one after the other: time until 99% / all nodes hold it",
             Scenario::Churn => "--churn of the nodes restart each minute for --duration (default 300 s) while keys are written and deleted: stale members, resurrected and missing keys",
             Scenario::Slow => "--slow of the nodes handle everything --slow-delay late for --duration (default 600 s) while --crashes (default 5) healthy nodes crash: false Deads, detection time",
+            Scenario::KvLoad => "--writers of the nodes each write --rate keys/s of --value-size bytes for --duration (default 60 s): lag p50/p99/max, bytes against the floor, backlog",
         };
         Some(PossibleValue::new(scenario.name()).help(help))
     }
@@ -100,6 +101,10 @@ slowness); a --duration applies to each of them.\n\n\
 `--variant all` runs each scenario three times (swim, lifeguard, full) and \
 prints a comparison table of its main figures after them (in JSON, one line \
 per run, each with its `variant`).\n\n\
+`--scenario kv-load --find-max-rate` searches the highest --rate at which \
+the p99 write lag stays under --max-lag (default 1 s) with a bounded \
+backlog: it doubles --rate until a run misses, then bisects three times, \
+each run lasting --duration (default 20 s).\n\n\
 Exit status: 0 when every scenario ran to the end, 1 when one could not (for \
 example the cluster did not converge), 2 on bad arguments.")]
 pub struct SimArgs {
@@ -150,9 +155,45 @@ pub struct SimArgs {
     /// Same as `--variant swim` (plain SWIM), kept for older scripts.
     #[arg(long, conflicts_with = "variant")]
     no_lifeguard: bool,
+    /// Writes per second of each kv-load writer (with --find-max-rate,
+    /// where the search starts).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    rate: f64,
+    /// Share of the nodes that write in kv-load, in (0, 1].
+    #[arg(long, default_value_t = 1.0, value_parser = parse_writers)]
+    writers: f64,
+    /// Bytes of each kv-load value.
+    #[arg(long, default_value_t = 32)]
+    value_size: usize,
+    /// kv-load only: search the highest --rate whose p99 lag stays under
+    /// --max-lag with a bounded backlog (doubling from --rate, then
+    /// bisecting), with runs of --duration (default 20 s here).
+    #[arg(long)]
+    find_max_rate: bool,
+    /// The p99 lag bound of --find-max-rate, in seconds.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
+    max_lag: f64,
     /// Print one JSON object per scenario per line instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(r > 0.0 && r <= 1e6) {
+        return Err(format!(
+            "must be a positive number of writes per second, got {s}"
+        ));
+    }
+    Ok(r)
+}
+
+fn parse_writers(s: &str) -> Result<f64, String> {
+    let w: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(w > 0.0 && w <= 1.0) {
+        return Err(format!("must be a share in (0, 1], got {s}"));
+    }
+    Ok(w)
 }
 
 fn parse_nodes(s: &str) -> Result<usize, String> {
@@ -240,6 +281,9 @@ pub fn run(args: SimArgs) -> ExitCode {
             c.slow_delay = args.slow_delay;
             c.variant = variant;
             c.duration = args.duration.map(Duration::from_secs_f64);
+            c.rate = args.rate;
+            c.writers = args.writers;
+            c.value_size = args.value_size;
             c
         })
         .collect();
@@ -248,6 +292,9 @@ pub fn run(args: SimArgs) -> ExitCode {
             eprintln!("error: {}: {e}", c.scenario);
             return ExitCode::from(2);
         }
+    }
+    if args.find_max_rate {
+        return find_max_rate(&args, &configs);
     }
     let names = |xs: &mut dyn Iterator<Item = &'static str>| xs.collect::<Vec<_>>().join(", ");
     eprintln!(
@@ -296,6 +343,65 @@ pub fn run(args: SimArgs) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Runs `--find-max-rate`: the kv-load rate search, one table row per run.
+fn find_max_rate(args: &SimArgs, configs: &[ScenarioConfig]) -> ExitCode {
+    let [cfg] = configs else {
+        eprintln!("error: --find-max-rate runs one scenario (kv-load) with one variant");
+        return ExitCode::from(2);
+    };
+    if cfg.scenario != Scenario::KvLoad {
+        eprintln!("error: --find-max-rate needs --scenario kv-load");
+        return ExitCode::from(2);
+    }
+    let mut cfg = cfg.clone();
+    cfg.duration = Some(cfg.duration.unwrap_or(Duration::from_secs(20)));
+    eprintln!(
+        "vinery sim: kv-load rate search on {} nodes, p99 lag bound {} s, runs of {:?}, seed {}",
+        cfg.nodes,
+        args.max_lag,
+        cfg.duration.unwrap_or_default(),
+        cfg.seed
+    );
+    let mut display = ProgressDisplay::new("kv-load search".into());
+    let bound = Duration::from_secs_f64(args.max_lag);
+    let search = scenario::find_max_rate(&cfg, bound, 3, &mut |p| display.show(p));
+    display.clear();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &search.runs {
+            let _ = writeln!(out, "{}", to_json(r));
+        }
+    } else {
+        let columns = Scenario::KvLoad.headline();
+        let _ = write!(out, "  {:>10}", "rate");
+        for c in columns {
+            let _ = write!(out, " {c:>16}");
+        }
+        let _ = writeln!(out);
+        for r in &search.runs {
+            let rate = r
+                .get("rate")
+                .map_or_else(|| "-".to_owned(), Value::to_string);
+            let _ = write!(out, "  {rate:>10}");
+            for c in columns {
+                let v = r.get(c).map_or_else(|| "-".to_owned(), Value::to_string);
+                let _ = write!(out, " {v:>16}");
+            }
+            let _ = writeln!(out, "{}", if r.ok() { "" } else { "  (FAILED)" });
+        }
+    }
+    let _ = match search.max_rate {
+        Some(r) => writeln!(
+            out,
+            "max_rate {r} writes/s per writer ({} writers): p99 lag under {} s, backlog bounded",
+            cfg.writer_count(),
+            args.max_lag
+        ),
+        None => writeln!(out, "max_rate - (no rate tried held)"),
+    };
+    ExitCode::SUCCESS
 }
 
 /// Progress on stderr: one line rewritten in place on a terminal, an

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::config::{Profile, Scenario, Variant};
+use crate::sim::Timeline;
 
 /// A value in a report.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +44,7 @@ impl fmt::Display for Value {
 }
 
 /// The mean, or [`Value::Missing`] with no sample.
-pub(super) fn mean(xs: &[f64]) -> Value {
+pub(crate) fn mean(xs: &[f64]) -> Value {
     if xs.is_empty() {
         Value::Missing
     } else {
@@ -52,7 +53,7 @@ pub(super) fn mean(xs: &[f64]) -> Value {
 }
 
 /// The maximum, or [`Value::Missing`] with no sample.
-pub(super) fn max(xs: &[f64]) -> Value {
+pub(crate) fn max(xs: &[f64]) -> Value {
     xs.iter()
         .copied()
         .reduce(f64::max)
@@ -105,6 +106,9 @@ pub struct Report {
     pub figures: Vec<Figure>,
     /// The simulation's [`Sim::trace_hash`](crate::sim::Sim::trace_hash) at the end.
     pub trace_hash: u64,
+    /// Samples over time, if [`ScenarioConfig::timeline`](super::ScenarioConfig::timeline)
+    /// asked for them.
+    pub timeline: Option<Timeline>,
 }
 
 impl Report {
