@@ -60,6 +60,7 @@
 //! | `timeline.rs` | [`Timeline`]: samples over time, for plots |
 //! | `writes.rs` | sustained writes and the tracking of their spread |
 //! | `scenario/` | the standard scenarios and their harness |
+//! | `script/` | fault scripts: scenarios written as data, and their runner |
 //!
 //! # Example
 //!
@@ -87,6 +88,7 @@ mod node;
 mod observe;
 pub mod scenario;
 mod schedule;
+pub mod script;
 mod slow;
 mod stats;
 mod timeline;

@@ -96,7 +96,7 @@ impl WriteLoad {
             self.next += 1;
             if self.next == self.writers.len() {
                 self.next = 0;
-                self.round = self.round + self.period;
+                self.round += self.period;
             }
             if sim.status(n) == super::NodeStatus::Crashed {
                 continue;

@@ -24,6 +24,7 @@ mod control;
 mod event_lines;
 mod keys_cmd;
 mod logger;
+mod plot;
 mod sim_cmd;
 
 /// Cluster membership and state gossip over raw UDP (SWIM + Lifeguard).

@@ -3,6 +3,7 @@
 
 use std::hash::BuildHasher;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,12 @@ use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
 use vinery::sim::scenario::{
-    self, Profile, Progress, Report, Scenario, ScenarioConfig, Value, Variant,
+    self, Figure, Profile, Progress, Report, Scenario, ScenarioConfig, Value, Variant,
 };
+use vinery::sim::script::{self, Script, ScriptReport};
+use vinery::sim::Timeline;
+
+use crate::plot;
 
 /// Scenarios `--scenario all` runs, in order.
 const ALL: [Scenario; 7] = [
@@ -105,15 +110,23 @@ per run, each with its `variant`).\n\n\
 the p99 write lag stays under --max-lag (default 1 s) with a bounded \
 backlog: it doubles --rate until a run misses, then bisects three times, \
 each run lasting --duration (default 20 s).\n\n\
+`--script FILE` runs a fault script: a cluster and a timeline of \
+partitions, crashes, restarts, jitter, loss and writes written as data \
+(examples/scenarios/*.vsim and their README); --nodes, --seed, --profile \
+and --variant override the script's.\n\n\
+`--plot FILE.svg` draws the run over virtual time (one sample a second): \
+the share of nodes seeing the membership right, suspect and dead members \
+per view, bytes/s per node and the write backlog; with `--variant all` \
+the variants are overlaid.\n\n\
 Exit status: 0 when every scenario ran to the end, 1 when one could not (for \
 example the cluster did not converge), 2 on bad arguments.")]
 pub struct SimArgs {
     /// Which scenario to run.
     #[arg(long, value_enum, default_value_t = ScenarioArg(None))]
     scenario: ScenarioArg,
-    /// Cluster size (at least 2).
-    #[arg(long, default_value_t = 100, value_parser = parse_nodes)]
-    nodes: usize,
+    /// Cluster size (at least 2; default 100, or the script's).
+    #[arg(long, value_parser = parse_nodes)]
+    nodes: Option<usize>,
     /// Loss probability of the loss scenario, in [0, 1).
     #[arg(long, default_value_t = 0.1, value_parser = parse_loss)]
     loss: f64,
@@ -125,9 +138,10 @@ pub struct SimArgs {
     /// Seed of the run (random when not given, and printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Endpoint configuration preset and the network it is meant for.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Lan)]
-    profile: ProfileArg,
+    /// Endpoint configuration preset and the network it is meant for
+    /// (default lan, or the script's).
+    #[arg(long, value_enum)]
+    profile: Option<ProfileArg>,
     /// Nodes the fail scenario crashes one after the other (default 20: the
     /// time to first suspicion is roughly exponential, so the mean needs
     /// many crashes), or the slow scenario crashes during its run (default
@@ -149,9 +163,10 @@ pub struct SimArgs {
     #[arg(long, default_value = "0.5..3", value_parser = parse_range)]
     slow_delay: (Duration, Duration),
     /// Failure-detector variant: Lifeguard and the phi veto switched off
-    /// for comparison, or all three in turn.
-    #[arg(long, value_enum, default_value_t = VariantArg::Full)]
-    variant: VariantArg,
+    /// for comparison, or all three in turn (default full, or the
+    /// script's).
+    #[arg(long, value_enum)]
+    variant: Option<VariantArg>,
     /// Same as `--variant swim` (plain SWIM), kept for older scripts.
     #[arg(long, conflicts_with = "variant")]
     no_lifeguard: bool,
@@ -173,6 +188,17 @@ pub struct SimArgs {
     /// The p99 lag bound of --find-max-rate, in seconds.
     #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
     max_lag: f64,
+    /// Run a fault script (see examples/scenarios/README.md) instead of
+    /// a standard scenario; --nodes, --seed, --profile and --variant
+    /// override the script's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "find_max_rate"])]
+    script: Option<PathBuf>,
+    /// Draw the run over virtual time into an SVG file: the share of
+    /// nodes seeing the membership right, suspect and dead members per
+    /// view, bytes/s per node, and the write backlog if there are writes;
+    /// `--variant all` overlays the variants. One scenario only.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
     /// Print one JSON object per scenario per line instead of a table.
     #[arg(long)]
     json: bool,
@@ -249,28 +275,26 @@ fn random_seed() -> u64 {
 
 /// Runs `vinery sim`.
 pub fn run(args: SimArgs) -> ExitCode {
+    if let Some(path) = &args.script {
+        return run_script(&args, path);
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
-    let profile = match args.profile {
-        ProfileArg::Lan => Profile::Lan,
-        ProfileArg::Wan => Profile::Wan,
-        ProfileArg::Local => Profile::Local,
-    };
+    let profile = profile_of(args.profile).unwrap_or(Profile::Lan);
+    let nodes = args.nodes.unwrap_or(100);
     let scenarios: Vec<Scenario> = match args.scenario.0 {
         None => ALL.to_vec(),
         Some(one) => vec![one],
     };
-    let variants: Vec<Variant> = match args.variant {
-        _ if args.no_lifeguard => vec![Variant::Swim],
-        VariantArg::Swim => vec![Variant::Swim],
-        VariantArg::Lifeguard => vec![Variant::Lifeguard],
-        VariantArg::Full => vec![Variant::Full],
-        VariantArg::All => Variant::ALL.to_vec(),
-    };
+    if args.plot.is_some() && scenarios.len() > 1 {
+        eprintln!("error: --plot draws one scenario: pick one with --scenario");
+        return ExitCode::from(2);
+    }
+    let variants = variants_of(&args).unwrap_or(vec![Variant::Full]);
     let configs: Vec<ScenarioConfig> = scenarios
         .iter()
         .flat_map(|&sc| variants.iter().map(move |&v| (sc, v)))
         .map(|(sc, variant)| {
-            let mut c = ScenarioConfig::new(sc, args.nodes, seed).with_profile(profile);
+            let mut c = ScenarioConfig::new(sc, nodes, seed).with_profile(profile);
             c.loss = args.loss;
             if let Some(k) = args.crashes {
                 c.crashes = k as usize;
@@ -284,6 +308,7 @@ pub fn run(args: SimArgs) -> ExitCode {
             c.rate = args.rate;
             c.writers = args.writers;
             c.value_size = args.value_size;
+            c.timeline = args.plot.is_some();
             c
         })
         .collect();
@@ -300,7 +325,7 @@ pub fn run(args: SimArgs) -> ExitCode {
     eprintln!(
         "vinery sim: {} on {} nodes, variant {}, profile {}, seed {seed} (repeat with --seed {seed})",
         names(&mut scenarios.iter().map(|s| s.name())),
-        args.nodes,
+        nodes,
         names(&mut variants.iter().map(|v| v.name())),
         profile,
     );
@@ -337,12 +362,184 @@ pub fn run(args: SimArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
         }
+        if let Some(path) = &args.plot {
+            let r0 = &reports[0];
+            let title = format!(
+                "{} — {} nodes, profile {}, seed {}",
+                r0.scenario, r0.nodes, r0.profile, r0.seed
+            );
+            let series: Vec<(&str, &Timeline)> = reports
+                .iter()
+                .filter_map(|r| Some((r.variant.name(), r.timeline.as_ref()?)))
+                .collect();
+            if !draw(path, &title, &series) {
+                return ExitCode::from(1);
+            }
+        }
     }
     if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Draws `series` into `path`, saying so on stderr; false if it failed.
+fn draw(path: &Path, title: &str, series: &[(&str, &Timeline)]) -> bool {
+    match plot::draw(path, title, series) {
+        Ok(()) => {
+            eprintln!("vinery sim: plot written to {}", path.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("error: --plot {}: {e}", path.display());
+            false
+        }
+    }
+}
+
+fn profile_of(arg: Option<ProfileArg>) -> Option<Profile> {
+    Some(match arg? {
+        ProfileArg::Lan => Profile::Lan,
+        ProfileArg::Wan => Profile::Wan,
+        ProfileArg::Local => Profile::Local,
+    })
+}
+
+/// The variants asked for, if any.
+fn variants_of(args: &SimArgs) -> Option<Vec<Variant>> {
+    if args.no_lifeguard {
+        return Some(vec![Variant::Swim]);
+    }
+    Some(match args.variant? {
+        VariantArg::Swim => vec![Variant::Swim],
+        VariantArg::Lifeguard => vec![Variant::Lifeguard],
+        VariantArg::Full => vec![Variant::Full],
+        VariantArg::All => Variant::ALL.to_vec(),
+    })
+}
+
+/// Runs `--script FILE`, once per variant asked for (the script's own
+/// otherwise).
+fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --script {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut base: Script = match text.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = args.nodes {
+        base.nodes = n;
+    }
+    if let Some(seed) = args.seed {
+        base.seed = seed;
+    }
+    if let Some(p) = profile_of(args.profile) {
+        base.profile = p;
+        base.network = p.network();
+    }
+    if let Err(e) = base.check() {
+        eprintln!("error: {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    let variants = variants_of(args).unwrap_or(vec![base.variant]);
+    let name = path
+        .file_stem()
+        .map_or_else(|| "script".into(), |s| s.to_string_lossy().into_owned());
+    eprintln!(
+        "vinery sim: script {} on {} nodes, profile {}, seed {} (repeat with --seed {})",
+        path.display(),
+        base.nodes,
+        base.profile,
+        base.seed,
+        base.seed
+    );
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for &variant in &variants {
+        let mut s = base.clone();
+        s.variant = variant;
+        let mut display = ProgressDisplay::new(format!("{name}/{variant}"));
+        let result = script::run(&s, args.plot.is_some(), &mut |now, fraction| {
+            display.show_at("running", now, fraction);
+        });
+        display.clear();
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        failed |= !report.ok();
+        let mut out = std::io::stdout().lock();
+        let id = identity_of_script(&name, &report);
+        let written = if args.json {
+            writeln!(
+                out,
+                "{}",
+                json_line(
+                    &id,
+                    report.failure.as_deref(),
+                    report.trace_hash,
+                    &report.figures
+                )
+            )
+        } else {
+            let header = format!(
+                "{name} — {} nodes, variant {}, profile {}, seed {}, {:.2} s wall",
+                report.nodes, report.variant, report.profile, report.seed, report.wall_s
+            );
+            write_figures(
+                &mut out,
+                &header,
+                report.failure.as_deref(),
+                &report.figures,
+            )
+        };
+        if written.and_then(|()| out.flush()).is_err() {
+            return ExitCode::SUCCESS;
+        }
+        reports.push(report);
+    }
+    if let Some(plot_path) = &args.plot {
+        let title = format!(
+            "{name} — {} nodes, profile {}, seed {}",
+            base.nodes, base.profile, base.seed
+        );
+        let series: Vec<(&str, &Timeline)> = reports
+            .iter()
+            .filter_map(|r| Some((r.variant.name(), r.timeline.as_ref()?)))
+            .collect();
+        if !draw(plot_path, &title, &series) {
+            return ExitCode::from(1);
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn identity_of_script(name: &str, r: &ScriptReport) -> Vec<(&'static str, Json)> {
+    vec![
+        ("script", json!(name)),
+        ("nodes", json!(r.nodes)),
+        ("seed", json!(r.seed)),
+        ("profile", json!(r.profile.name())),
+        ("variant", json!(r.variant.name())),
+        ("wall_s", json_value(&Value::Float(r.wall_s))),
+        ("ok", json!(r.ok())),
+    ]
 }
 
 /// Runs `--find-max-rate`: the kv-load rate search, one table row per run.
@@ -428,6 +625,10 @@ impl ProgressDisplay {
     }
 
     fn show(&mut self, p: Progress) {
+        self.show_at(p.phase, p.now, p.fraction);
+    }
+
+    fn show_at(&mut self, phase: &'static str, at: vinery::Time, fraction: f64) {
         let now = Instant::now();
         let every = if self.tty {
             Duration::from_millis(100)
@@ -435,18 +636,18 @@ impl ProgressDisplay {
             Duration::from_secs(10)
         };
         let due = self.last.is_none_or(|t| now - t >= every);
-        let new_phase = p.phase != self.last_phase;
+        let new_phase = phase != self.last_phase;
         if !(due || (new_phase && !self.tty)) {
             return;
         }
         self.last = Some(now);
-        self.last_phase = p.phase;
+        self.last_phase = phase;
         let line = format!(
             "{}: {} t={:.1}s {:>3.0}%  ({:.1}s wall)",
             self.label,
-            p.phase,
-            p.now.as_secs_f64(),
-            p.fraction * 100.0,
+            phase,
+            at.as_secs_f64(),
+            fraction * 100.0,
             self.started.elapsed().as_secs_f64()
         );
         let mut err = std::io::stderr().lock();
@@ -480,7 +681,7 @@ fn json_value(v: &Value) -> Json {
 /// One JSON object, keys in a fixed order: the run's identity first, then
 /// the figures as the scenario listed them.
 fn to_json(r: &Report) -> String {
-    let mut fields: Vec<(&str, Json)> = vec![
+    let id = vec![
         ("scenario", json!(r.scenario.name())),
         ("nodes", json!(r.nodes)),
         ("seed", json!(r.seed)),
@@ -489,11 +690,23 @@ fn to_json(r: &Report) -> String {
         ("wall_s", json_value(&Value::Float(r.wall_s))),
         ("ok", json!(r.ok())),
     ];
-    if let Some(f) = &r.failure {
+    json_line(&id, r.failure.as_deref(), r.trace_hash, &r.figures)
+}
+
+/// `identity`, then the error if any, the trace hash and the figures, as
+/// one JSON object.
+fn json_line(
+    identity: &[(&str, Json)],
+    failure: Option<&str>,
+    trace_hash: u64,
+    figures: &[Figure],
+) -> String {
+    let mut fields: Vec<(&str, Json)> = identity.to_vec();
+    if let Some(f) = failure {
         fields.push(("error", json!(f)));
     }
-    fields.push(("trace_hash", json!(format!("{:016x}", r.trace_hash))));
-    for f in &r.figures {
+    fields.push(("trace_hash", json!(format!("{trace_hash:016x}"))));
+    for f in figures {
         fields.push((f.name, json_value(&f.value)));
     }
     let body: Vec<String> = fields
@@ -504,15 +717,24 @@ fn to_json(r: &Report) -> String {
 }
 
 fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    writeln!(
-        out,
+    let header = format!(
         "{} — {} nodes, variant {}, profile {}, seed {}, {:.2} s wall",
         r.scenario, r.nodes, r.variant, r.profile, r.seed, r.wall_s
-    )?;
-    if let Some(f) = &r.failure {
+    );
+    write_figures(out, &header, r.failure.as_deref(), &r.figures)
+}
+
+fn write_figures(
+    out: &mut impl Write,
+    header: &str,
+    failure: Option<&str>,
+    figures: &[Figure],
+) -> std::io::Result<()> {
+    writeln!(out, "{header}")?;
+    if let Some(f) = failure {
         writeln!(out, "  FAILED: {f}")?;
     }
-    for f in &r.figures {
+    for f in figures {
         let value = match f.unit {
             "" => f.value.to_string(),
             unit => format!("{} {unit}", f.value),

@@ -88,7 +88,7 @@ impl Run<'_> {
             if self.sim.now() >= next_second {
                 let pending = tracker.lock().expect("not poisoned").backlog;
                 backlog.push(((self.sim.now() - start).as_secs_f64(), pending));
-                next_second = next_second + Duration::from_secs(1);
+                next_second += Duration::from_secs(1);
                 let f = (self.sim.now() - start).as_secs_f64() / d.as_secs_f64();
                 self.report("writing", f);
             }

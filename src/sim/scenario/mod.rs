@@ -59,6 +59,7 @@ mod slow;
 pub use config::{Profile, Scenario, ScenarioConfig, Variant};
 pub use harness::{Progress, CHECK_STEP};
 pub use kv_load::{find_max_rate, RateSearch};
+pub(crate) use report::{mean, number_of};
 pub use report::{Figure, Report, Value};
 
 use harness::Run;

@@ -128,10 +128,16 @@ impl Report {
     /// The figure named `name` as a number (a float or a count), if it was
     /// measured.
     pub fn number(&self, name: &str) -> Option<f64> {
-        match self.get(name)? {
-            Value::Float(x) => Some(*x),
-            Value::Int(n) => Some(*n as f64),
-            Value::Floats(_) | Value::Missing => None,
-        }
+        number_of(&self.figures, name)
+    }
+}
+
+/// The figure named `name` among `figures` as a number (a float or a
+/// count), if it was measured.
+pub(crate) fn number_of(figures: &[Figure], name: &str) -> Option<f64> {
+    match &figures.iter().find(|f| f.name == name)?.value {
+        Value::Float(x) => Some(*x),
+        Value::Int(n) => Some(*n as f64),
+        Value::Floats(_) | Value::Missing => None,
     }
 }
