@@ -88,7 +88,7 @@ fn a_timeline_does_not_change_the_run() {
     let mut cfg = ScenarioConfig::new(Scenario::KvLoad, 12, 4);
     cfg.duration = Some(Duration::from_secs(12));
     let plain = scenario::run(&cfg, &mut |_| {});
-    cfg.timeline = true;
+    cfg.timeline = Some(Duration::from_secs(1));
     let sampled = scenario::run(&cfg, &mut |_| {});
     assert_eq!(plain.trace_hash, sampled.trace_hash);
     assert!(plain.timeline.is_none());

@@ -7,7 +7,7 @@ use std::path::Path;
 use vinery::sim::script::{self, Action, NodeSet, Script, ScriptReport};
 
 fn run(s: &Script) -> ScriptReport {
-    let report = script::run(s, false, &mut |_, _| {}).expect("the script checks");
+    let report = script::run(s, None, &mut |_, _| {}).expect("the script checks");
     assert!(report.ok(), "{:?}", report.failure);
     report
 }
@@ -36,7 +36,7 @@ fn every_shipped_script_parses_and_runs_on_a_small_cluster() {
             .parse()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         s.nodes = 12;
-        let report = script::run(&s, false, &mut |_, _| {})
+        let report = script::run(&s, None, &mut |_, _| {})
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(report.ok(), "{}: {:?}", path.display(), report.failure);
         assert!(!report.figures.is_empty(), "{}: no figures", path.display());

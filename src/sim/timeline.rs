@@ -1,5 +1,5 @@
-//! Time series of a run, for plots: [`Timeline`] of [`Sample`]s taken about
-//! once a virtual second.
+//! Time series of a run, for plots: [`Timeline`] of [`Sample`]s taken at a
+//! chosen resolution (e.g. once a virtual second).
 //!
 //! Sampling only reads the endpoints (their member lists and counters), so
 //! a run with a timeline is the same run as without (same trace hash); it
@@ -44,31 +44,40 @@ pub struct Timeline {
     pub samples: Vec<Sample>,
 }
 
-/// Takes a [`Sample`] whenever at least [`Recorder::EVERY`] passed since
-/// the last one.
-#[derive(Debug, Default)]
+/// Takes a [`Sample`] whenever at least `every` passed since the last one.
+#[derive(Debug)]
 pub(crate) struct Recorder {
+    every: Duration,
     timeline: Timeline,
     last: Option<(Time, u64)>,
 }
 
 impl Recorder {
-    /// The resolution of timelines.
-    pub(crate) const EVERY: Duration = Duration::from_secs(1);
+    /// A recorder sampling at most every `every`.
+    pub(crate) fn new(every: Duration) -> Recorder {
+        Recorder {
+            every,
+            timeline: Timeline::default(),
+            last: None,
+        }
+    }
 
     /// Samples `sim` if a sample is due; `writes_pending` is the write
     /// backlog, if writes are tracked.
     pub(crate) fn maybe_sample(&mut self, sim: &Sim, writes_pending: Option<u64>) {
         let now = sim.now();
-        if self.last.is_some_and(|(t, _)| now < t + Self::EVERY) {
+        if self.last.is_some_and(|(t, _)| now < t + self.every) {
             return;
         }
         self.sample(sim, writes_pending);
     }
 
-    /// Samples `sim` now.
+    /// Samples `sim` now (unless it was just sampled).
     pub(crate) fn sample(&mut self, sim: &Sim, writes_pending: Option<u64>) {
         let now = sim.now();
+        if self.last.is_some_and(|(t, _)| t == now) {
+            return;
+        }
         let bytes = sim.stats().bytes_sent;
         let running = sim.running_count();
         let bytes_per_node_s = match self.last {

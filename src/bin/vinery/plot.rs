@@ -31,7 +31,7 @@ struct Panel {
 
 const PANELS: [Panel; 4] = [
     Panel {
-        title: "nodes seeing the membership right (share of all nodes; mean, and the worst node)",
+        title: "membership seen right: share of the nodes a node holds live iff they run (mean, worst node)",
         lines: &[
             ("mean", |s| Some(s.view_accuracy)),
             ("worst", |s| Some(s.min_view_accuracy)),
@@ -87,6 +87,7 @@ pub fn draw(path: &Path, title: &str, series: &[(&str, &Timeline)]) -> Result<()
         let mut chart = ChartBuilder::on(&area)
             .caption(panel.title, ("sans-serif", 15))
             .margin(8)
+            .margin_right(30)
             .x_label_area_size(30)
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..t_max, 0.0..y_max)?;

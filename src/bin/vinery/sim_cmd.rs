@@ -199,6 +199,10 @@ pub struct SimArgs {
     /// `--variant all` overlays the variants. One scenario only.
     #[arg(long, value_name = "FILE.svg")]
     plot: Option<PathBuf>,
+    /// Seconds of virtual time between two samples of --plot (each costs
+    /// O(N²); no finer than 0.1 s).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_secs)]
+    plot_every: f64,
     /// Print one JSON object per scenario per line instead of a table.
     #[arg(long)]
     json: bool,
@@ -290,6 +294,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         return ExitCode::from(2);
     }
     let variants = variants_of(&args).unwrap_or(vec![Variant::Full]);
+    let timeline = timeline_of(&args);
     let configs: Vec<ScenarioConfig> = scenarios
         .iter()
         .flat_map(|&sc| variants.iter().map(move |&v| (sc, v)))
@@ -308,7 +313,7 @@ pub fn run(args: SimArgs) -> ExitCode {
             c.rate = args.rate;
             c.writers = args.writers;
             c.value_size = args.value_size;
-            c.timeline = args.plot.is_some();
+            c.timeline = timeline;
             c
         })
         .collect();
@@ -398,6 +403,13 @@ fn draw(path: &Path, title: &str, series: &[(&str, &Timeline)]) -> bool {
     }
 }
 
+/// The timeline's resolution, when --plot asks for one.
+fn timeline_of(args: &SimArgs) -> Option<Duration> {
+    args.plot
+        .as_ref()
+        .map(|_| Duration::from_secs_f64(args.plot_every))
+}
+
 fn profile_of(arg: Option<ProfileArg>) -> Option<Profile> {
     Some(match arg? {
         ProfileArg::Lan => Profile::Lan,
@@ -468,7 +480,7 @@ fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
         let mut s = base.clone();
         s.variant = variant;
         let mut display = ProgressDisplay::new(format!("{name}/{variant}"));
-        let result = script::run(&s, args.plot.is_some(), &mut |now, fraction| {
+        let result = script::run(&s, timeline_of(args), &mut |now, fraction| {
             display.show_at("running", now, fraction);
         });
         display.clear();

@@ -286,10 +286,12 @@ pub struct ScenarioConfig {
     pub writers: f64,
     /// Bytes of each `kv-load` value. Default 32.
     pub value_size: usize,
-    /// Collect a [`Timeline`](crate::sim::Timeline) (one sample a virtual
-    /// second, O(N²) each) into [`Report::timeline`](super::Report::timeline).
-    /// Reading does not change the run. Default off.
-    pub timeline: bool,
+    /// Collect a [`Timeline`](crate::sim::Timeline) into
+    /// [`Report::timeline`](super::Report::timeline), a sample (O(N²)) at
+    /// most this often: at the scenario's own steps, so no finer than
+    /// [`CHECK_STEP`](super::CHECK_STEP) while waiting and 1 s while
+    /// running a phase. Reading does not change the run. Default `None`.
+    pub timeline: Option<Duration>,
 }
 
 impl ScenarioConfig {
@@ -314,7 +316,7 @@ impl ScenarioConfig {
             rate: 1.0,
             writers: 1.0,
             value_size: 32,
-            timeline: false,
+            timeline: None,
         }
     }
 

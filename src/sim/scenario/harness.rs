@@ -105,7 +105,7 @@ impl<'a> Run<'a> {
             rng: SmallRng::seed_from_u64(mix(cfg.seed ^ 0x5343_454e_4152_494f)),
             nodes,
             figures: Vec::new(),
-            timeline: cfg.timeline.then(Recorder::default),
+            timeline: cfg.timeline.map(Recorder::new),
             writes: None,
             progress,
         }

@@ -31,6 +31,7 @@ use super::report::{max, mean, Report, Value};
 use super::Progress;
 use crate::sim::writes::{entry_bytes, WriteLoad, WriteTracker};
 use crate::sim::NodeId;
+use crate::wire::MessageKind;
 
 /// Keys each writer cycles over: a write is overwritten by its writer's
 /// next write to the same key only after this many periods, far longer
@@ -73,6 +74,7 @@ impl Run<'_> {
         load.keys = KEYS_PER_WRITER;
 
         let bytes_before = self.sim.stats().bytes_sent;
+        let kinds_before = self.kv_traffic();
         let mut backlog: Vec<(f64, u64)> = Vec::new();
         let end = start + d;
         let mut next_second = start + Duration::from_secs(1);
@@ -94,6 +96,7 @@ impl Run<'_> {
             }
         }
         let write_bytes = self.sim.stats().bytes_sent - bytes_before;
+        let kinds = self.kv_traffic().map2(&kinds_before, |a, b| a - b);
         let written_for = self.sim.now() - start;
         let drained = self.wait("draining", DRAIN, |_| {
             tracker.lock().expect("not poisoned").backlog == 0
@@ -201,6 +204,25 @@ impl Run<'_> {
             "x",
             "bytes above the steady state over the floor",
         );
+        let share = |x: u64| Value::Float(x as f64 / write_bytes.max(1) as f64);
+        self.fig(
+            "entry_copies",
+            Value::Float(kinds.entries_in as f64 / issued.max(1) as f64 / n),
+            "",
+            "kv entries each node received per write (1 is the floor)",
+        );
+        self.fig(
+            "entry_byte_share",
+            share(kinds.entry_bytes),
+            "",
+            "share of the bytes sent that were kv entries",
+        );
+        self.fig(
+            "digest_byte_share",
+            share(kinds.digest_bytes),
+            "",
+            "share of the bytes sent that were scuttlebutt digests",
+        );
         self.fig(
             "backlog_max",
             max(&backlog_values),
@@ -242,6 +264,37 @@ impl Run<'_> {
                 "{unfinished} writes still not everywhere {DRAIN:?} after the load stopped"
             )),
             None => Ok(()),
+        }
+    }
+}
+
+/// Key/value traffic summed over the running nodes.
+#[derive(Clone, Copy)]
+struct KvTraffic {
+    entries_in: u64,
+    entry_bytes: u64,
+    digest_bytes: u64,
+}
+
+impl KvTraffic {
+    fn map2(self, other: &KvTraffic, f: impl Fn(u64, u64) -> u64) -> KvTraffic {
+        KvTraffic {
+            entries_in: f(self.entries_in, other.entries_in),
+            entry_bytes: f(self.entry_bytes, other.entry_bytes),
+            digest_bytes: f(self.digest_bytes, other.digest_bytes),
+        }
+    }
+}
+
+impl Run<'_> {
+    fn kv_traffic(&self) -> KvTraffic {
+        KvTraffic {
+            entries_in: self.total(|s| s.messages_in.get(MessageKind::KvEntry)),
+            entry_bytes: self.total(|s| s.message_bytes_out.get(MessageKind::KvEntry)),
+            digest_bytes: self.total(|s| {
+                s.message_bytes_out.get(MessageKind::KvDigest)
+                    + s.message_bytes_out.get(MessageKind::KvPull)
+            }),
         }
     }
 }

@@ -47,7 +47,7 @@
 //! use vinery::sim::script::{self, Script};
 //!
 //! let s: Script = "nodes 12\nat 5s crash 1\nat 20s end".parse().unwrap();
-//! let report = script::run(&s, false, &mut |_, _| {}).unwrap();
+//! let report = script::run(&s, None, &mut |_, _| {}).unwrap();
 //! assert!(report.ok());
 //! assert!(report.number("detect_s").is_some());
 //! ```

@@ -55,7 +55,8 @@ impl ScriptReport {
     }
 }
 
-/// Runs `script`, collecting a [`Timeline`] when `timeline` is set;
+/// Runs `script`, collecting a [`Timeline`] with a sample (O(N²)) every
+/// `timeline` (no finer than [`CHECK_STEP`]) when set;
 /// `progress` gets the virtual time reached and the share of the run done.
 ///
 /// # Errors
@@ -63,7 +64,7 @@ impl ScriptReport {
 /// If [`Script::check`] fails.
 pub fn run(
     script: &Script,
-    timeline: bool,
+    timeline: Option<std::time::Duration>,
     progress: &mut dyn FnMut(Time, f64),
 ) -> Result<ScriptReport, ScriptError> {
     script.check()?;
@@ -89,7 +90,7 @@ pub fn run(
         jittered: Vec::new(),
         tracker: None,
         loads: Vec::new(),
-        recorder: timeline.then(Recorder::default),
+        recorder: timeline.map(Recorder::new),
         failure: None,
         sim,
     };
