@@ -114,8 +114,7 @@ impl WriteLoad {
                         self.value_size
                     )
                 })?;
-            let running = sim.running_count();
-            lock(tracker).written(sim.now(), n, version, running);
+            lock(tracker).written(sim, n, version);
         }
         Ok(())
     }
@@ -178,6 +177,9 @@ pub(crate) struct WriteTracker {
     /// Writes dropped from tracking because their owner restarted (its
     /// versions start over).
     pub(crate) abandoned: u64,
+    /// Owners that restarted: replicas may hold versions of their previous
+    /// life, numbered like the new ones, before the new ones are written.
+    restarted: Vec<bool>,
 }
 
 impl WriteTracker {
@@ -197,6 +199,7 @@ impl WriteTracker {
             backlog: 0,
             lags: Vec::new(),
             abandoned: 0,
+            restarted: vec![false; n],
         }));
         let sink = Arc::clone(&tracker);
         sim.on_event(move |t, replica, e| {
@@ -207,18 +210,28 @@ impl WriteTracker {
         tracker
     }
 
-    /// `owner` wrote `version` at `t`; `running` nodes must hold it.
-    pub(crate) fn written(&mut self, t: Time, owner: NodeId, version: u64, running: usize) {
-        let o = owner.index();
-        self.held[o * self.n + o] = version;
+    /// `owner` wrote `version` at `t` on `sim`; every running node must
+    /// hold it.
+    pub(crate) fn written(&mut self, sim: &Sim, owner: NodeId, version: u64) {
+        let (n, o) = (self.n, owner.index());
+        self.held[o * n + o] = version;
+        let holders = if self.restarted[o] {
+            // Counted as holders already: replicas past this version
+            // through entries of the owner's previous life.
+            sim.running()
+                .filter(|r| self.held[r.index() * n + o] >= version)
+                .count() as u32
+        } else {
+            1
+        };
         self.backlog += 1;
         self.pending[o].push_back(Pending {
             version,
-            at: t,
-            holders: 1,
-            needed: running as u32,
+            at: sim.now(),
+            holders,
+            needed: sim.running_count() as u32,
         });
-        self.complete(t, o);
+        self.complete(sim.now(), o);
     }
 
     fn applied(&mut self, t: Time, replica: NodeId, owner: &str, version: u64) {
@@ -257,10 +270,17 @@ impl WriteTracker {
     /// and their own pending writes are abandoned; every pending write now
     /// needs the nodes running in `sim`, and its holders are counted
     /// again among them.
+    ///
+    /// A replica may still apply entries of a restarted owner's previous
+    /// life after this, numbered like its new writes; it then counts as
+    /// holding the new writes up to that number a little early. The lag
+    /// of writes right after a restart can be underestimated, never
+    /// overestimated.
     pub(crate) fn recount(&mut self, sim: &Sim, restarted: &[NodeId]) {
         let n = self.n;
         for r in restarted {
             let r = r.index();
+            self.restarted[r] = true;
             self.held[r * n..(r + 1) * n]
                 .iter_mut()
                 .for_each(|v| *v = 0);

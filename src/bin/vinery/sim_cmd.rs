@@ -369,15 +369,9 @@ pub fn run(args: SimArgs) -> ExitCode {
         }
         if let Some(path) = &args.plot {
             let r0 = &reports[0];
-            let title = format!(
-                "{} — {} nodes, profile {}, seed {}",
-                r0.scenario, r0.nodes, r0.profile, r0.seed
-            );
-            let series: Vec<(&str, &Timeline)> = reports
-                .iter()
-                .filter_map(|r| Some((r.variant.name(), r.timeline.as_ref()?)))
-                .collect();
-            if !draw(path, &title, &series) {
+            let what = (r0.scenario.name(), r0.nodes, r0.profile, r0.seed);
+            let runs = reports.iter().map(|r| (r.variant, r.timeline.as_ref()));
+            if !draw(path, what, runs) {
                 return ExitCode::from(1);
             }
         }
@@ -389,9 +383,18 @@ pub fn run(args: SimArgs) -> ExitCode {
     }
 }
 
-/// Draws `series` into `path`, saying so on stderr; false if it failed.
-fn draw(path: &Path, title: &str, series: &[(&str, &Timeline)]) -> bool {
-    match plot::draw(path, title, series) {
+/// Draws the timelines of `runs` (one per variant) of `what` (name,
+/// nodes, profile, seed) into `path`, saying so on stderr; false if it
+/// failed.
+fn draw<'a>(
+    path: &Path,
+    what: (&str, usize, Profile, u64),
+    runs: impl Iterator<Item = (Variant, Option<&'a Timeline>)>,
+) -> bool {
+    let (name, nodes, profile, seed) = what;
+    let title = format!("{name} — {nodes} nodes, profile {profile}, seed {seed}");
+    let series: Vec<(&str, &Timeline)> = runs.filter_map(|(v, t)| Some((v.name(), t?))).collect();
+    match plot::draw(path, &title, &series) {
         Ok(()) => {
             eprintln!("vinery sim: plot written to {}", path.display());
             true
@@ -493,7 +496,7 @@ fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
         };
         failed |= !report.ok();
         let mut out = std::io::stdout().lock();
-        let id = identity_of_script(&name, &report);
+        let id = identity_of_script(&name, &s, &report);
         let written = if args.json {
             writeln!(
                 out,
@@ -507,8 +510,8 @@ fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
             )
         } else {
             let header = format!(
-                "{name} — {} nodes, variant {}, profile {}, seed {}, {:.2} s wall",
-                report.nodes, report.variant, report.profile, report.seed, report.wall_s
+                "{name} — {} nodes, variant {variant}, profile {}, seed {}, {:.2} s wall",
+                s.nodes, s.profile, s.seed, report.wall_s
             );
             write_figures(
                 &mut out,
@@ -520,18 +523,12 @@ fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
         if written.and_then(|()| out.flush()).is_err() {
             return ExitCode::SUCCESS;
         }
-        reports.push(report);
+        reports.push((variant, report));
     }
     if let Some(plot_path) = &args.plot {
-        let title = format!(
-            "{name} — {} nodes, profile {}, seed {}",
-            base.nodes, base.profile, base.seed
-        );
-        let series: Vec<(&str, &Timeline)> = reports
-            .iter()
-            .filter_map(|r| Some((r.variant.name(), r.timeline.as_ref()?)))
-            .collect();
-        if !draw(plot_path, &title, &series) {
+        let what = (name.as_str(), base.nodes, base.profile, base.seed);
+        let runs = reports.iter().map(|(v, r)| (*v, r.timeline.as_ref()));
+        if !draw(plot_path, what, runs) {
             return ExitCode::from(1);
         }
     }
@@ -542,13 +539,13 @@ fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
     }
 }
 
-fn identity_of_script(name: &str, r: &ScriptReport) -> Vec<(&'static str, Json)> {
+fn identity_of_script(name: &str, s: &Script, r: &ScriptReport) -> Vec<(&'static str, Json)> {
     vec![
         ("script", json!(name)),
-        ("nodes", json!(r.nodes)),
-        ("seed", json!(r.seed)),
-        ("profile", json!(r.profile.name())),
-        ("variant", json!(r.variant.name())),
+        ("nodes", json!(s.nodes)),
+        ("seed", json!(s.seed)),
+        ("profile", json!(s.profile.name())),
+        ("variant", json!(s.variant.name())),
         ("wall_s", json_value(&Value::Float(r.wall_s))),
         ("ok", json!(r.ok())),
     ]

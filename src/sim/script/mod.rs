@@ -64,7 +64,7 @@ use super::NetworkConfig;
 pub use runner::{run, ScriptReport};
 
 /// The figures a script run reports, in order.
-pub const FIGURES: [&str; 16] = [
+pub const FIGURES: [&str; 17] = [
     "converge_s",
     "heal_s",
     "heal_s_max",
@@ -80,6 +80,7 @@ pub const FIGURES: [&str; 16] = [
     "write_lag_p99_s",
     "write_lag_max_s",
     "writes_unfinished",
+    "writes_abandoned",
     "virtual_s",
 ];
 

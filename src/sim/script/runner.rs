@@ -10,26 +10,18 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::{Action, NodeSet, Script, ScriptError, Step};
-use crate::sim::scenario::{mean, number_of, Figure, Profile, Value, Variant, CHECK_STEP};
+use crate::sim::scenario::{mean, number_of, Figure, Value, CHECK_STEP};
 use crate::sim::timeline::Recorder;
 use crate::sim::trace::mix;
 use crate::sim::writes::{quantile, WriteLoad, WriteTracker};
 use crate::sim::{LinkConfig, NodeId, NodeStatus, Sim, Timeline};
 use crate::{EventKind, MemberState, Time};
 
-/// What a script run measured. The figures are those of
-/// [`FIGURES`](super::FIGURES) (or the script's `report` list), all times
-/// in virtual seconds.
+/// What a script run measured (the cluster, seed and variant are the
+/// script's). The figures are those of [`FIGURES`](super::FIGURES) (or
+/// the script's `report` list), all times in virtual seconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScriptReport {
-    /// Cluster size.
-    pub nodes: usize,
-    /// The seed.
-    pub seed: u64,
-    /// The endpoint preset.
-    pub profile: Profile,
-    /// The failure-detector variant.
-    pub variant: Variant,
     /// Wall-clock seconds the run took.
     pub wall_s: f64,
     /// Why the run went wrong (the cluster never converged, a write was
@@ -460,9 +452,15 @@ impl Runner {
             );
             fig(
                 "writes_unfinished",
-                Value::Int(t.backlog + t.abandoned),
+                Value::Int(t.backlog),
                 "",
-                "writes not everywhere at the end (or whose writer restarted)",
+                "writes not everywhere at the end",
+            );
+            fig(
+                "writes_abandoned",
+                Value::Int(t.abandoned),
+                "",
+                "writes not everywhere when their writer restarted (no longer followed)",
             );
         }
         fig(
@@ -487,10 +485,6 @@ impl Runner {
             r.sample(&self.sim, None);
         }
         ScriptReport {
-            nodes: self.nodes.len(),
-            seed: script.seed,
-            profile: script.profile,
-            variant: script.variant,
             wall_s: started.elapsed().as_secs_f64(),
             failure: self.failure,
             figures,
