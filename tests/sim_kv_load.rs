@@ -121,3 +121,15 @@ fn bad_rates_and_shares_are_named() {
     cfg.value_size = 1 << 20;
     assert!(cfg.validate().unwrap_err().contains("value size"));
 }
+
+#[test]
+fn fast_writers_are_not_flattered_by_overwrites() {
+    // At 20 writes/s per node a writer cycling over a handful of keys
+    // would overwrite a key before it spread, and a lagging replica could
+    // skip writes: the traffic would drop below the floor. Every write
+    // must arrive, so the traffic stays above it.
+    let r = kv_load(10, 5, 20.0, 8);
+    assert_eq!(figure(&r, "completed"), figure(&r, "writes"));
+    let ratio = figure(&r, "floor_ratio");
+    assert!(ratio >= 1.0, "{ratio}x the floor: writes were skipped");
+}

@@ -3,8 +3,9 @@
 //! After the cluster converged and went quiet, and after 5 s measuring the
 //! steady state's traffic, a share [`ScenarioConfig::writers`] of the nodes
 //! each write [`ScenarioConfig::rate`] times a second, at a random phase
-//! of their own, for the phase's length. Each writer cycles over
-//! [`KEYS_PER_WRITER`] keys of [`ScenarioConfig::value_size`] bytes. Every
+//! of their own, for the phase's length. Each writer cycles over enough
+//! keys of [`ScenarioConfig::value_size`] bytes that a key is rewritten
+//! only [`REWRITE_AFTER`] later. Every
 //! write is followed until every running node holds it (exact, from the
 //! [`Event::KeyUpdated`](crate::Event::KeyUpdated) of the last replica).
 //! Then writes stop and the backlog is given up to [`DRAIN`] to empty.
@@ -33,11 +34,17 @@ use crate::sim::writes::{entry_bytes, WriteLoad, WriteTracker};
 use crate::sim::NodeId;
 use crate::wire::MessageKind;
 
-/// Keys each writer cycles over: a write is overwritten by its writer's
-/// next write to the same key only after this many periods, far longer
-/// than it takes to spread, so nearly every write must reach every node,
-/// while the store stays small (N × this many entries per node).
-pub const KEYS_PER_WRITER: u64 = 4;
+/// Each writer cycles over enough keys that a key is written again only
+/// this long after: far longer than a write takes to spread, so every
+/// write must reach every node (a replica that lagged could otherwise skip
+/// overwritten writes, and the figures would flatter the protocol), while
+/// the store stays small (N × 4 × rate entries per node, at least 4 each).
+pub const REWRITE_AFTER: Duration = Duration::from_secs(4);
+
+/// How many keys a writer writing `rate` times a second cycles over.
+fn keys_per_writer(rate: f64) -> u64 {
+    (rate * REWRITE_AFTER.as_secs_f64()).ceil().max(4.0) as u64
+}
 
 /// After the load stops, how long the remaining writes may take to reach
 /// every node.
@@ -71,7 +78,7 @@ impl Run<'_> {
         let start = self.sim.now();
         let mut load = WriteLoad::new(&writers, self.cfg.rate, start, d, &mut self.rng);
         load.value_size = self.cfg.value_size;
-        load.keys = KEYS_PER_WRITER;
+        load.keys = keys_per_writer(self.cfg.rate);
 
         let bytes_before = self.sim.stats().bytes_sent;
         let kinds_before = self.kv_traffic();
@@ -109,7 +116,7 @@ impl Run<'_> {
         let entry = entry_bytes(
             self.sim.name(writers[0]),
             last_version.max(1),
-            format!("load.{}", KEYS_PER_WRITER - 1).len(),
+            format!("load.{}", load.keys - 1).len(),
             self.cfg.value_size,
         );
         let floor = writers.len() as f64 * self.cfg.rate * entry as f64;
