@@ -57,7 +57,10 @@
 //! | `observe.rs` | the trace hash, the event and packet logs, the event hook |
 //! | `trace.rs` | the FNV-1a hasher and the seed mixer |
 //! | `stats.rs` | [`SimStats`] |
+//! | `timeline.rs` | [`Timeline`]: samples over time, for plots |
+//! | `writes.rs` | sustained writes and the tracking of their spread |
 //! | `scenario/` | the standard scenarios and their harness |
+//! | `script/` | fault scripts: scenarios written as data, and their runner |
 //!
 //! # Example
 //!
@@ -85,9 +88,12 @@ mod node;
 mod observe;
 pub mod scenario;
 mod schedule;
+pub mod script;
 mod slow;
 mod stats;
+mod timeline;
 mod trace;
+mod writes;
 
 #[cfg(test)]
 mod tests;
@@ -108,6 +114,7 @@ pub use observe::{LoggedEvent, PacketRecord};
 pub use schedule::{MAX_IMMEDIATE_RERUNS, TIMER_RESOLUTION};
 pub use slow::SlowConfig;
 pub use stats::SimStats;
+pub use timeline::{Sample, Timeline};
 
 use network::check_probability;
 use node::{node_index, Node};

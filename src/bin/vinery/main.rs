@@ -32,6 +32,7 @@ mod join_watch;
 mod keyfile;
 mod keys_cmd;
 mod logger;
+mod plot;
 mod sim_cmd;
 
 /// Cluster membership and state gossip over raw UDP (SWIM + Lifeguard).

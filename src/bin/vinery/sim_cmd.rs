@@ -3,6 +3,7 @@
 
 use std::hash::BuildHasher;
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -10,8 +11,12 @@ use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value as Json};
 use vinery::sim::scenario::{
-    self, Profile, Progress, Report, Scenario, ScenarioConfig, Value, Variant,
+    self, Figure, Profile, Progress, Report, Scenario, ScenarioConfig, Value, Variant,
 };
+use vinery::sim::script::{self, Script, ScriptReport};
+use vinery::sim::Timeline;
+
+use crate::plot;
 
 use crate::client::parse_duration;
 
@@ -31,8 +36,8 @@ const ALL: [Scenario; 7] = [
 struct ScenarioArg(Option<Scenario>);
 
 impl ScenarioArg {
-    const VALUES: [ScenarioArg; 10] = {
-        let mut v = [ScenarioArg(None); 10];
+    const VALUES: [ScenarioArg; 11] = {
+        let mut v = [ScenarioArg(None); 11];
         let mut i = 0;
         while i < Scenario::ALL.len() {
             v[i + 1] = ScenarioArg(Some(Scenario::ALL[i]));
@@ -64,6 +69,7 @@ impl ValueEnum for ScenarioArg {
             Scenario::Kv => "--writes random nodes set a key one after the other: time until 99% / all nodes hold it",
             Scenario::Churn => "--churn of the nodes restart each minute for --duration (default 300 s) while keys are written and deleted: stale members, resurrected and missing keys",
             Scenario::Slow => "--slow of the nodes handle everything --slow-delay late for --duration (default 600 s) while --crashes (default 5) healthy nodes crash: false Deads, detection time",
+            Scenario::KvLoad => "--writers of the nodes each write --rate keys/s of --value-size bytes for --duration (default 60 s): lag p50/p99/max, bytes against the floor, backlog",
         };
         Some(PossibleValue::new(scenario.name()).help(help))
     }
@@ -102,15 +108,27 @@ slowness); a --duration applies to each of them.\n\n\
 `--variant all` runs each scenario three times (swim, lifeguard, full) and \
 prints a comparison table of its main figures after them (in JSON, one line \
 per run, each with its `variant`).\n\n\
+`--scenario kv-load --find-max-rate` searches the highest --rate at which \
+the p99 write lag stays under --max-lag (default 1 s) with a bounded \
+backlog: it doubles --rate until a run misses, then bisects three times, \
+each run lasting --duration (default 20 s).\n\n\
+`--script FILE` runs a fault script: a cluster and a timeline of \
+partitions, crashes, restarts, jitter, loss and writes written as data \
+(examples/scenarios/*.vsim and their README); --nodes, --seed, --profile \
+and --variant override the script's.\n\n\
+`--plot FILE.svg` draws the run over virtual time (one sample a second): \
+the share of nodes seeing the membership right, suspect and dead members \
+per view, bytes/s per node and the write backlog; with `--variant all` \
+the variants are overlaid.\n\n\
 Exit status: 0 when every scenario ran to the end, 1 when one could not (for \
 example the cluster did not converge), 2 on bad arguments.")]
 pub struct SimArgs {
     /// Which scenario to run.
     #[arg(long, value_enum, default_value_t = ScenarioArg(None))]
     scenario: ScenarioArg,
-    /// Cluster size (at least 2).
-    #[arg(long, default_value_t = 100, value_parser = parse_nodes)]
-    nodes: usize,
+    /// Cluster size (at least 2; default 100, or the script's).
+    #[arg(long, value_parser = parse_nodes)]
+    nodes: Option<usize>,
     /// Loss probability of the loss scenario, in [0, 1).
     #[arg(long, default_value_t = 0.1, value_parser = parse_loss)]
     loss: f64,
@@ -123,9 +141,10 @@ pub struct SimArgs {
     /// Seed of the run (random when not given, and printed).
     #[arg(long)]
     seed: Option<u64>,
-    /// Endpoint configuration preset and the network it is meant for.
-    #[arg(long, value_enum, default_value_t = ProfileArg::Lan)]
-    profile: ProfileArg,
+    /// Endpoint configuration preset and the network it is meant for
+    /// (default lan, or the script's).
+    #[arg(long, value_enum)]
+    profile: Option<ProfileArg>,
     /// Nodes the fail scenario crashes one after the other (default 20: the
     /// time to first suspicion is roughly exponential, so the mean needs
     /// many crashes), or the slow scenario crashes during its run (default
@@ -148,15 +167,67 @@ pub struct SimArgs {
     #[arg(long, default_value = "0.5..3", value_parser = parse_range)]
     slow_delay: (Duration, Duration),
     /// Failure-detector variant: Lifeguard and the phi veto switched off
-    /// for comparison, or all three in turn.
-    #[arg(long, value_enum, default_value_t = VariantArg::Full)]
-    variant: VariantArg,
+    /// for comparison, or all three in turn (default full, or the
+    /// script's).
+    #[arg(long, value_enum)]
+    variant: Option<VariantArg>,
     /// Same as `--variant swim` (plain SWIM), kept for older scripts.
     #[arg(long, conflicts_with = "variant")]
     no_lifeguard: bool,
+    /// Writes per second of each kv-load writer (with --find-max-rate,
+    /// where the search starts).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_rate)]
+    rate: f64,
+    /// Share of the nodes that write in kv-load, in (0, 1].
+    #[arg(long, default_value_t = 1.0, value_parser = parse_writers)]
+    writers: f64,
+    /// Bytes of each kv-load value.
+    #[arg(long, default_value_t = 32)]
+    value_size: usize,
+    /// kv-load only: search the highest --rate whose p99 lag stays under
+    /// --max-lag with a bounded backlog (doubling from --rate, then
+    /// bisecting), with runs of --duration (default 20 s here).
+    #[arg(long)]
+    find_max_rate: bool,
+    /// The p99 lag bound of --find-max-rate (e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    max_lag: Duration,
+    /// Run a fault script (see examples/scenarios/README.md) instead of
+    /// a standard scenario; --nodes, --seed, --profile and --variant
+    /// override the script's.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenario", "find_max_rate"])]
+    script: Option<PathBuf>,
+    /// Draw the run over virtual time into an SVG file: the share of
+    /// nodes seeing the membership right, suspect and dead members per
+    /// view, bytes/s per node, and the write backlog if there are writes;
+    /// `--variant all` overlays the variants. One scenario only.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+    /// Virtual time between two samples of --plot (each costs O(N²); no
+    /// finer than 100ms).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    plot_every: Duration,
     /// Print one JSON object per scenario per line instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let r: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(r > 0.0 && r <= 1e6) {
+        return Err(format!(
+            "must be a positive number of writes per second, got {s}"
+        ));
+    }
+    Ok(r)
+}
+
+fn parse_writers(s: &str) -> Result<f64, String> {
+    let w: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(w > 0.0 && w <= 1.0) {
+        return Err(format!("must be a share in (0, 1], got {s}"));
+    }
+    Ok(w)
 }
 
 fn parse_nodes(s: &str) -> Result<usize, String> {
@@ -212,28 +283,27 @@ fn random_seed() -> u64 {
 
 /// Runs `vinery sim`.
 pub fn run(args: SimArgs) -> ExitCode {
+    if let Some(path) = &args.script {
+        return run_script(&args, path);
+    }
     let seed = args.seed.unwrap_or_else(random_seed);
-    let profile = match args.profile {
-        ProfileArg::Lan => Profile::Lan,
-        ProfileArg::Wan => Profile::Wan,
-        ProfileArg::Local => Profile::Local,
-    };
+    let profile = profile_of(args.profile).unwrap_or(Profile::Lan);
+    let nodes = args.nodes.unwrap_or(100);
     let scenarios: Vec<Scenario> = match args.scenario.0 {
         None => ALL.to_vec(),
         Some(one) => vec![one],
     };
-    let variants: Vec<Variant> = match args.variant {
-        _ if args.no_lifeguard => vec![Variant::Swim],
-        VariantArg::Swim => vec![Variant::Swim],
-        VariantArg::Lifeguard => vec![Variant::Lifeguard],
-        VariantArg::Full => vec![Variant::Full],
-        VariantArg::All => Variant::ALL.to_vec(),
-    };
+    if args.plot.is_some() && scenarios.len() > 1 {
+        eprintln!("error: --plot draws one scenario: pick one with --scenario");
+        return ExitCode::from(2);
+    }
+    let variants = variants_of(&args).unwrap_or(vec![Variant::Full]);
+    let timeline = timeline_of(&args);
     let configs: Vec<ScenarioConfig> = scenarios
         .iter()
         .flat_map(|&sc| variants.iter().map(move |&v| (sc, v)))
         .map(|(sc, variant)| {
-            let mut c = ScenarioConfig::new(sc, args.nodes, seed).with_profile(profile);
+            let mut c = ScenarioConfig::new(sc, nodes, seed).with_profile(profile);
             c.loss = args.loss;
             if let Some(k) = args.crashes {
                 c.crashes = k as usize;
@@ -244,6 +314,10 @@ pub fn run(args: SimArgs) -> ExitCode {
             c.slow_delay = args.slow_delay;
             c.variant = variant;
             c.duration = args.duration;
+            c.rate = args.rate;
+            c.writers = args.writers;
+            c.value_size = args.value_size;
+            c.timeline = timeline;
             c
         })
         .collect();
@@ -253,11 +327,14 @@ pub fn run(args: SimArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if args.find_max_rate {
+        return find_max_rate(&args, &configs);
+    }
     let names = |xs: &mut dyn Iterator<Item = &'static str>| xs.collect::<Vec<_>>().join(", ");
     eprintln!(
         "vinery sim: {} on {} nodes, variant {}, profile {}, seed {seed} (repeat with --seed {seed})",
         names(&mut scenarios.iter().map(|s| s.name())),
-        args.nodes,
+        nodes,
         names(&mut variants.iter().map(|v| v.name())),
         profile,
     );
@@ -294,12 +371,245 @@ pub fn run(args: SimArgs) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
         }
+        if let Some(path) = &args.plot {
+            let r0 = &reports[0];
+            let what = (r0.scenario.name(), r0.nodes, r0.profile, r0.seed);
+            let runs = reports.iter().map(|r| (r.variant, r.timeline.as_ref()));
+            if !draw(path, what, runs) {
+                return ExitCode::from(1);
+            }
+        }
     }
     if failed {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// Draws the timelines of `runs` (one per variant) of `what` (name,
+/// nodes, profile, seed) into `path`, saying so on stderr; false if it
+/// failed.
+fn draw<'a>(
+    path: &Path,
+    what: (&str, usize, Profile, u64),
+    runs: impl Iterator<Item = (Variant, Option<&'a Timeline>)>,
+) -> bool {
+    let (name, nodes, profile, seed) = what;
+    let title = format!("{name} — {nodes} nodes, profile {profile}, seed {seed}");
+    let series: Vec<(&str, &Timeline)> = runs.filter_map(|(v, t)| Some((v.name(), t?))).collect();
+    match plot::draw(path, &title, &series) {
+        Ok(()) => {
+            eprintln!("vinery sim: plot written to {}", path.display());
+            true
+        }
+        Err(e) => {
+            eprintln!("error: --plot {}: {e}", path.display());
+            false
+        }
+    }
+}
+
+/// The timeline's resolution, when --plot asks for one.
+fn timeline_of(args: &SimArgs) -> Option<Duration> {
+    args.plot.as_ref().map(|_| args.plot_every)
+}
+
+fn profile_of(arg: Option<ProfileArg>) -> Option<Profile> {
+    Some(match arg? {
+        ProfileArg::Lan => Profile::Lan,
+        ProfileArg::Wan => Profile::Wan,
+        ProfileArg::Local => Profile::Local,
+    })
+}
+
+/// The variants asked for, if any.
+fn variants_of(args: &SimArgs) -> Option<Vec<Variant>> {
+    if args.no_lifeguard {
+        return Some(vec![Variant::Swim]);
+    }
+    Some(match args.variant? {
+        VariantArg::Swim => vec![Variant::Swim],
+        VariantArg::Lifeguard => vec![Variant::Lifeguard],
+        VariantArg::Full => vec![Variant::Full],
+        VariantArg::All => Variant::ALL.to_vec(),
+    })
+}
+
+/// Runs `--script FILE`, once per variant asked for (the script's own
+/// otherwise).
+fn run_script(args: &SimArgs, path: &Path) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: --script {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let mut base: Script = match text.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(n) = args.nodes {
+        base.nodes = n;
+    }
+    if let Some(seed) = args.seed {
+        base.seed = seed;
+    }
+    if let Some(p) = profile_of(args.profile) {
+        base.profile = p;
+        base.network = p.network();
+    }
+    if let Err(e) = base.check() {
+        eprintln!("error: {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    let variants = variants_of(args).unwrap_or(vec![base.variant]);
+    let name = path
+        .file_stem()
+        .map_or_else(|| "script".into(), |s| s.to_string_lossy().into_owned());
+    eprintln!(
+        "vinery sim: script {} on {} nodes, profile {}, seed {} (repeat with --seed {})",
+        path.display(),
+        base.nodes,
+        base.profile,
+        base.seed,
+        base.seed
+    );
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for &variant in &variants {
+        let mut s = base.clone();
+        s.variant = variant;
+        let mut display = ProgressDisplay::new(format!("{name}/{variant}"));
+        let result = script::run(&s, timeline_of(args), &mut |now, fraction| {
+            display.show_at("running", now, fraction);
+        });
+        display.clear();
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        };
+        failed |= !report.ok();
+        let mut out = std::io::stdout().lock();
+        let id = identity_of_script(&name, &s, &report);
+        let written = if args.json {
+            writeln!(
+                out,
+                "{}",
+                json_line(
+                    &id,
+                    report.failure.as_deref(),
+                    report.trace_hash,
+                    &report.figures
+                )
+            )
+        } else {
+            let header = format!(
+                "{name} — {} nodes, variant {variant}, profile {}, seed {}, {:.2} s wall",
+                s.nodes, s.profile, s.seed, report.wall_s
+            );
+            write_figures(
+                &mut out,
+                &header,
+                report.failure.as_deref(),
+                &report.figures,
+            )
+        };
+        if written.and_then(|()| out.flush()).is_err() {
+            return ExitCode::SUCCESS;
+        }
+        reports.push((variant, report));
+    }
+    if let Some(plot_path) = &args.plot {
+        let what = (name.as_str(), base.nodes, base.profile, base.seed);
+        let runs = reports.iter().map(|(v, r)| (*v, r.timeline.as_ref()));
+        if !draw(plot_path, what, runs) {
+            return ExitCode::from(1);
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn identity_of_script(name: &str, s: &Script, r: &ScriptReport) -> Vec<(&'static str, Json)> {
+    vec![
+        ("script", json!(name)),
+        ("nodes", json!(s.nodes)),
+        ("seed", json!(s.seed)),
+        ("profile", json!(s.profile.name())),
+        ("variant", json!(s.variant.name())),
+        ("wall_s", json_value(&Value::Float(r.wall_s))),
+        ("ok", json!(r.ok())),
+    ]
+}
+
+/// Runs `--find-max-rate`: the kv-load rate search, one table row per run.
+fn find_max_rate(args: &SimArgs, configs: &[ScenarioConfig]) -> ExitCode {
+    let [cfg] = configs else {
+        eprintln!("error: --find-max-rate runs one scenario (kv-load) with one variant");
+        return ExitCode::from(2);
+    };
+    if cfg.scenario != Scenario::KvLoad {
+        eprintln!("error: --find-max-rate needs --scenario kv-load");
+        return ExitCode::from(2);
+    }
+    let mut cfg = cfg.clone();
+    cfg.duration = Some(cfg.duration.unwrap_or(Duration::from_secs(20)));
+    eprintln!(
+        "vinery sim: kv-load rate search on {} nodes, p99 lag bound {} s, runs of {:?}, seed {}",
+        cfg.nodes,
+        args.max_lag.as_secs_f64(),
+        cfg.duration.unwrap_or_default(),
+        cfg.seed
+    );
+    let mut display = ProgressDisplay::new("kv-load search".into());
+    let bound = args.max_lag;
+    let search = scenario::find_max_rate(&cfg, bound, 3, &mut |p| display.show(p));
+    display.clear();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for r in &search.runs {
+            let _ = writeln!(out, "{}", to_json(r));
+        }
+    } else {
+        let columns = Scenario::KvLoad.headline();
+        let _ = write!(out, "  {:>10}", "rate");
+        for c in columns {
+            let _ = write!(out, " {c:>16}");
+        }
+        let _ = writeln!(out);
+        for r in &search.runs {
+            let rate = r
+                .get("rate")
+                .map_or_else(|| "-".to_owned(), Value::to_string);
+            let _ = write!(out, "  {rate:>10}");
+            for c in columns {
+                let v = r.get(c).map_or_else(|| "-".to_owned(), Value::to_string);
+                let _ = write!(out, " {v:>16}");
+            }
+            let _ = writeln!(out, "{}", if r.ok() { "" } else { "  (FAILED)" });
+        }
+    }
+    let _ = match search.max_rate {
+        Some(r) => writeln!(
+            out,
+            "max_rate {r} writes/s per writer ({} writers): p99 lag under {} s, backlog bounded",
+            cfg.writer_count(),
+            args.max_lag.as_secs_f64()
+        ),
+        None => writeln!(out, "max_rate - (no rate tried held)"),
+    };
+    ExitCode::SUCCESS
 }
 
 /// Progress on stderr: one line rewritten in place on a terminal, an
@@ -326,6 +636,10 @@ impl ProgressDisplay {
     }
 
     fn show(&mut self, p: Progress) {
+        self.show_at(p.phase, p.now, p.fraction);
+    }
+
+    fn show_at(&mut self, phase: &'static str, at: vinery::Time, fraction: f64) {
         let now = Instant::now();
         let every = if self.tty {
             Duration::from_millis(100)
@@ -333,18 +647,18 @@ impl ProgressDisplay {
             Duration::from_secs(10)
         };
         let due = self.last.is_none_or(|t| now - t >= every);
-        let new_phase = p.phase != self.last_phase;
+        let new_phase = phase != self.last_phase;
         if !(due || (new_phase && !self.tty)) {
             return;
         }
         self.last = Some(now);
-        self.last_phase = p.phase;
+        self.last_phase = phase;
         let line = format!(
             "{}: {} t={:.1}s {:>3.0}%  ({:.1}s wall)",
             self.label,
-            p.phase,
-            p.now.as_secs_f64(),
-            p.fraction * 100.0,
+            phase,
+            at.as_secs_f64(),
+            fraction * 100.0,
             self.started.elapsed().as_secs_f64()
         );
         let mut err = std::io::stderr().lock();
@@ -378,7 +692,7 @@ fn json_value(v: &Value) -> Json {
 /// One JSON object, keys in a fixed order: the run's identity first, then
 /// the figures as the scenario listed them.
 fn to_json(r: &Report) -> String {
-    let mut fields: Vec<(&str, Json)> = vec![
+    let id = vec![
         ("scenario", json!(r.scenario.name())),
         ("nodes", json!(r.nodes)),
         ("seed", json!(r.seed)),
@@ -387,11 +701,23 @@ fn to_json(r: &Report) -> String {
         ("wall_s", json_value(&Value::Float(r.wall_s))),
         ("ok", json!(r.ok())),
     ];
-    if let Some(f) = &r.failure {
+    json_line(&id, r.failure.as_deref(), r.trace_hash, &r.figures)
+}
+
+/// `identity`, then the error if any, the trace hash and the figures, as
+/// one JSON object.
+fn json_line(
+    identity: &[(&str, Json)],
+    failure: Option<&str>,
+    trace_hash: u64,
+    figures: &[Figure],
+) -> String {
+    let mut fields: Vec<(&str, Json)> = identity.to_vec();
+    if let Some(f) = failure {
         fields.push(("error", json!(f)));
     }
-    fields.push(("trace_hash", json!(format!("{:016x}", r.trace_hash))));
-    for f in &r.figures {
+    fields.push(("trace_hash", json!(format!("{trace_hash:016x}"))));
+    for f in figures {
         fields.push((f.name, json_value(&f.value)));
     }
     let body: Vec<String> = fields
@@ -402,15 +728,24 @@ fn to_json(r: &Report) -> String {
 }
 
 fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
-    writeln!(
-        out,
+    let header = format!(
         "{} — {} nodes, variant {}, profile {}, seed {}, {:.2} s wall",
         r.scenario, r.nodes, r.variant, r.profile, r.seed, r.wall_s
-    )?;
-    if let Some(f) = &r.failure {
+    );
+    write_figures(out, &header, r.failure.as_deref(), &r.figures)
+}
+
+fn write_figures(
+    out: &mut impl Write,
+    header: &str,
+    failure: Option<&str>,
+    figures: &[Figure],
+) -> std::io::Result<()> {
+    writeln!(out, "{header}")?;
+    if let Some(f) = failure {
         writeln!(out, "  FAILED: {f}")?;
     }
-    for f in &r.figures {
+    for f in figures {
         let value = match f.unit {
             "" => f.value.to_string(),
             unit => format!("{} {unit}", f.value),

@@ -71,11 +71,16 @@ pub enum Scenario {
     /// late (see [`SlowConfig`](crate::sim::SlowConfig)) while a few healthy
     /// nodes crash; healthy nodes declared Dead, and detection times.
     Slow,
+    /// A share ([`ScenarioConfig::writers`]) of the nodes write keys at
+    /// [`ScenarioConfig::rate`] writes a second each; propagation lag,
+    /// bytes against the information-theoretic floor, and the backlog of
+    /// writes not yet everywhere.
+    KvLoad,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Join,
         Scenario::Fail,
         Scenario::Loss,
@@ -85,6 +90,7 @@ impl Scenario {
         Scenario::Kv,
         Scenario::Churn,
         Scenario::Slow,
+        Scenario::KvLoad,
     ];
 
     /// Its lowercase name, as on the command line.
@@ -99,6 +105,7 @@ impl Scenario {
             Scenario::Kv => "kv",
             Scenario::Churn => "churn",
             Scenario::Slow => "slow",
+            Scenario::KvLoad => "kv-load",
         }
     }
 
@@ -124,6 +131,14 @@ impl Scenario {
                 "detect_s",
                 "detect_s_max",
             ],
+            Scenario::KvLoad => &[
+                "lag_p50_s",
+                "lag_p99_s",
+                "lag_max_s",
+                "floor_ratio",
+                "backlog_max",
+                "backlog_bounded",
+            ],
         }
     }
 
@@ -136,7 +151,7 @@ impl Scenario {
         match self {
             Scenario::Loss | Scenario::Slow => Some(Duration::from_secs(600)),
             Scenario::Churn => Some(Duration::from_secs(300)),
-            Scenario::Load | Scenario::Part => Some(Duration::from_secs(60)),
+            Scenario::Load | Scenario::Part | Scenario::KvLoad => Some(Duration::from_secs(60)),
             Scenario::Join | Scenario::Fail | Scenario::Pause | Scenario::Kv => None,
         }
     }
@@ -264,6 +279,19 @@ pub struct ScenarioConfig {
     pub network: NetworkConfig,
     /// Upper bound on the wait for the initial convergence. Default 120 s.
     pub join_timeout: Duration,
+    /// Writes per second of each `kv-load` writer. Default 1.
+    pub rate: f64,
+    /// Share of the nodes that write in `kv-load`, in `(0, 1]` (at least
+    /// one node). Default 1: every node.
+    pub writers: f64,
+    /// Bytes of each `kv-load` value. Default 32.
+    pub value_size: usize,
+    /// Collect a [`Timeline`](crate::sim::Timeline) into
+    /// [`Report::timeline`](super::Report::timeline), a sample (O(N²)) at
+    /// most this often: at the scenario's own steps, so no finer than
+    /// [`CHECK_STEP`](super::CHECK_STEP) while waiting and 1 s while
+    /// running a phase. Reading does not change the run. Default `None`.
+    pub timeline: Option<Duration>,
 }
 
 impl ScenarioConfig {
@@ -285,6 +313,10 @@ impl ScenarioConfig {
             slow_delay: (Duration::from_millis(500), Duration::from_secs(3)),
             network: Profile::Lan.network(),
             join_timeout: Duration::from_secs(120),
+            rate: 1.0,
+            writers: 1.0,
+            value_size: 32,
+            timeline: None,
         }
     }
 
@@ -320,6 +352,12 @@ impl ScenarioConfig {
     /// of the cluster, rounded, and at least one when the share is not 0.
     pub fn slow_count(&self) -> usize {
         share(self.nodes, self.slow)
+    }
+
+    /// How many nodes write in `kv-load`: the share
+    /// [`ScenarioConfig::writers`], rounded, at least one.
+    pub fn writer_count(&self) -> usize {
+        share(self.nodes, self.writers).min(self.nodes)
     }
 
     /// How many nodes `churn` restarts each minute (rounded like
@@ -384,6 +422,17 @@ impl ScenarioConfig {
         if self.scenario == Scenario::Kv && self.writes == 0 {
             return Err("writes must be at least 1".into());
         }
+        if self.scenario == Scenario::KvLoad {
+            if !(self.rate > 0.0 && self.rate <= 1e6) {
+                return Err(format!(
+                    "rate must be a positive number of writes per second (at most 1e6), got {}",
+                    self.rate
+                ));
+            }
+            if !(self.writers > 0.0 && self.writers <= 1.0) {
+                return Err(format!("writers must be in (0, 1], got {}", self.writers));
+            }
+        }
         if !(0.0..1.0).contains(&self.churn) {
             return Err(format!("churn must be in 0.0..1.0, got {}", self.churn));
         }
@@ -414,6 +463,12 @@ impl ScenarioConfig {
             }
         }
         let mut c = self.node_config();
+        if self.scenario == Scenario::KvLoad && self.value_size > c.max_value_len {
+            return Err(format!(
+                "value size must be at most the profile's max_value_len {}, got {}",
+                c.max_value_len, self.value_size
+            ));
+        }
         c.name = "n".into();
         c.validate().map_err(|e| e.to_string())
     }

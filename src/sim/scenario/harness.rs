@@ -7,6 +7,7 @@
 //! each adding its own method to [`Run`]; the [`run`](super::run) function
 //! picks one and adds the figures every report carries.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
@@ -14,7 +15,9 @@ use rand::{Rng, SeedableRng};
 
 use super::config::{Scenario, ScenarioConfig};
 use super::report::{Figure, Value};
+use crate::sim::timeline::Recorder;
 use crate::sim::trace::mix;
+use crate::sim::writes::WriteTracker;
 use crate::sim::{LoggedEvent, NodeId, Sim};
 use crate::{EventKind, Time};
 
@@ -82,6 +85,11 @@ pub(super) struct Run<'a> {
     pub(super) rng: SmallRng,
     pub(super) nodes: Vec<NodeId>,
     pub(super) figures: Vec<Figure>,
+    /// Samples for [`Report::timeline`](super::Report::timeline), when
+    /// asked for.
+    pub(super) timeline: Option<Recorder>,
+    /// The writes followed, whose backlog the timeline samples.
+    pub(super) writes: Option<Arc<Mutex<WriteTracker>>>,
     progress: &'a mut dyn FnMut(Progress),
 }
 
@@ -97,7 +105,23 @@ impl<'a> Run<'a> {
             rng: SmallRng::seed_from_u64(mix(cfg.seed ^ 0x5343_454e_4152_494f)),
             nodes,
             figures: Vec::new(),
+            timeline: cfg.timeline.map(Recorder::new),
+            writes: None,
             progress,
+        }
+    }
+
+    /// Samples the timeline if one is collected and a sample is due.
+    fn sample(
+        timeline: &mut Option<Recorder>,
+        writes: &Option<Arc<Mutex<WriteTracker>>>,
+        sim: &Sim,
+    ) {
+        if let Some(r) = timeline {
+            let pending = writes
+                .as_ref()
+                .map(|w| w.lock().expect("not poisoned").backlog);
+            r.maybe_sample(sim, pending);
         }
     }
 
@@ -132,6 +156,7 @@ impl<'a> Run<'a> {
     }
 
     pub(super) fn report(&mut self, phase: &'static str, fraction: f64) {
+        Self::sample(&mut self.timeline, &self.writes, &self.sim);
         let p = Progress {
             scenario: self.cfg.scenario,
             phase,
@@ -152,7 +177,9 @@ impl<'a> Run<'a> {
         let start = self.sim.now();
         let progress = &mut *self.progress;
         let scenario = self.cfg.scenario;
+        let (timeline, writes) = (&mut self.timeline, &self.writes);
         let at = self.sim.wait_until(CHECK_STEP, timeout, |sim| {
+            Self::sample(timeline, writes, sim);
             let done = pred(sim);
             progress(Progress {
                 scenario,

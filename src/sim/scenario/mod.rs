@@ -18,6 +18,7 @@
 //! | `kv` | at steady state, random nodes write a key one after the other | `p99_s`, `all_s`, `write_bytes_per_node` |
 //! | `churn` | a share of the nodes restart every minute; nodes write and delete keys | `stale_members`, `resurrected_keys`, `missing_keys` |
 //! | `slow` | some nodes handle everything late (CPU-starved); a few healthy nodes crash | `false_dead`, `false_suspect`, `detect_s` |
+//! | `kv-load` | a share of the nodes write keys at a rate R each | `lag_p99_s`, `floor_ratio`, `backlog_max`, `backlog_bounded` |
 //!
 //! [`Variant`] switches Lifeguard and the phi veto off, for the ablation
 //! (`swim` / `lifeguard` / `full`).
@@ -34,7 +35,7 @@
 //! | `config.rs` | [`Scenario`], [`Profile`], [`Variant`], [`ScenarioConfig`] |
 //! | `report.rs` | [`Report`], [`Figure`], [`Value`] |
 //! | `harness.rs` | the `Run` every scenario runs in, [`Progress`] |
-//! | `join.rs`, `fail.rs`, `loss.rs`, `load.rs`, `part.rs`, `pause.rs`, `kv.rs`, `churn.rs`, `slow.rs` | one scenario each |
+//! | `join.rs`, `fail.rs`, `loss.rs`, `load.rs`, `part.rs`, `pause.rs`, `kv.rs`, `churn.rs`, `slow.rs`, `kv_load.rs` | one scenario each |
 //!
 //! This file only picks the scenario and adds the figures every report
 //! carries.
@@ -47,6 +48,7 @@ mod fail;
 mod harness;
 mod join;
 mod kv;
+mod kv_load;
 mod load;
 mod loss;
 mod part;
@@ -56,6 +58,8 @@ mod slow;
 
 pub use config::{Profile, Scenario, ScenarioConfig, Variant};
 pub use harness::{Progress, CHECK_STEP};
+pub use kv_load::{find_max_rate, RateSearch};
+pub(crate) use report::{mean, number_of};
 pub use report::{Figure, Report, Value};
 
 use harness::Run;
@@ -82,7 +86,11 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
         Scenario::Kv => run.kv(),
         Scenario::Churn => run.churn(),
         Scenario::Slow => run.slow(),
+        Scenario::KvLoad => run.kv_load(),
     };
+    if let Some(r) = &mut run.timeline {
+        r.sample(&run.sim, None);
+    }
     let s = run.sim.stats().clone();
     run.fig(
         "virtual_s",
@@ -119,5 +127,6 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
         failure: outcome.err(),
         trace_hash: run.sim.trace_hash(),
         figures: run.figures,
+        timeline: run.timeline.map(|r| r.finish()),
     }
 }

@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::config::{Profile, Scenario, Variant};
+use crate::sim::Timeline;
 
 /// A value in a report.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +44,7 @@ impl fmt::Display for Value {
 }
 
 /// The mean, or [`Value::Missing`] with no sample.
-pub(super) fn mean(xs: &[f64]) -> Value {
+pub(crate) fn mean(xs: &[f64]) -> Value {
     if xs.is_empty() {
         Value::Missing
     } else {
@@ -52,7 +53,7 @@ pub(super) fn mean(xs: &[f64]) -> Value {
 }
 
 /// The maximum, or [`Value::Missing`] with no sample.
-pub(super) fn max(xs: &[f64]) -> Value {
+pub(crate) fn max(xs: &[f64]) -> Value {
     xs.iter()
         .copied()
         .reduce(f64::max)
@@ -105,6 +106,9 @@ pub struct Report {
     pub figures: Vec<Figure>,
     /// The simulation's [`Sim::trace_hash`](crate::sim::Sim::trace_hash) at the end.
     pub trace_hash: u64,
+    /// Samples over time, if [`ScenarioConfig::timeline`](super::ScenarioConfig::timeline)
+    /// asked for them.
+    pub timeline: Option<Timeline>,
 }
 
 impl Report {
@@ -124,10 +128,16 @@ impl Report {
     /// The figure named `name` as a number (a float or a count), if it was
     /// measured.
     pub fn number(&self, name: &str) -> Option<f64> {
-        match self.get(name)? {
-            Value::Float(x) => Some(*x),
-            Value::Int(n) => Some(*n as f64),
-            Value::Floats(_) | Value::Missing => None,
-        }
+        number_of(&self.figures, name)
+    }
+}
+
+/// The figure named `name` among `figures` as a number (a float or a
+/// count), if it was measured.
+pub(crate) fn number_of(figures: &[Figure], name: &str) -> Option<f64> {
+    match &figures.iter().find(|f| f.name == name)?.value {
+        Value::Float(x) => Some(*x),
+        Value::Int(n) => Some(*n as f64),
+        Value::Floats(_) | Value::Missing => None,
     }
 }
