@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
@@ -28,7 +28,7 @@ use crate::control::{self, Request};
 use crate::control_server::{self, ClientWriter, ControlStats, Fields, Reply};
 use crate::event_lines::print_event;
 use crate::join_watch::JoinWatch;
-use crate::{config_flags, keyfile, logger};
+use crate::{config_flags, keyfile, logger, metrics};
 
 /// Arguments of `vinery agent`.
 #[derive(Debug, Args)]
@@ -158,6 +158,10 @@ pub struct AgentArgs {
     /// (no response then).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     answer_timeout: Duration,
+    /// Serve metrics in the Prometheus text format over HTTP at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9946 [default: no metrics].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// What the agent's request handler needs besides the node.
@@ -166,6 +170,9 @@ struct Settings {
     keyring_file: Option<PathBuf>,
     /// The `--profile`, for `vinery info`.
     profile: String,
+    /// Where metrics are served (`--metrics`, its port chosen if 0), for
+    /// `vinery info`.
+    metrics: Option<SocketAddr>,
 }
 
 fn parse_level(s: &str) -> Result<LevelFilter, String> {
@@ -211,7 +218,9 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join.iter().cloned());
     config.advertise = args.advertise;
     config_flags::validate(&config)?;
+    let metrics_listener = args.metrics.map(metrics::listen).transpose()?;
     let settings = Settings {
+        metrics: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
         leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
         profile: args.profile,
@@ -221,7 +230,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let (listener, _socket_file) = control_server::listen(&path)?;
     // Before the node starts, so that a signal from then on means "leave".
     let signals = forward_signals()?;
-    let mut node = Node::new(config);
+    let node = Node::new(config);
     let events = node.subscribe();
     // Before the node starts, so that no query arrives unanswered.
     let limits = CommandLimits {
@@ -230,7 +239,7 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     };
     answer::register(&node, args.answer, args.answer_cmd, limits)?;
     node.start()
-        .map_err(|e| config_flags::start_error(e, node.config()))?;
+        .map_err(|e| config_flags::start_error(e, &node.config()))?;
     log::info!(
         "{name}: bound {}, advertising {}, control socket {}{}",
         node.local_addr().expect("running"),
@@ -257,13 +266,16 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
 
     let mut join = JoinWatch::new(args.join, join_round, args.join_timeout);
     let leave_timeout = settings.leave_timeout;
-    let node = Arc::new(Mutex::new(node));
+    let settings_metrics = settings.metrics;
+    // Node methods take &self: the control clients, the metrics server
+    // and this loop share it without waiting on each other.
+    let node = Arc::new(node);
     let control_stats = Arc::new(ControlStats::default());
     let handler = {
         let (node, control_stats) = (node.clone(), control_stats.clone());
         move |request: Request| {
             let counters_asked = matches!(request, Request::Stats | Request::Info);
-            let mut reply = answer(&mut lock(&node), request, &settings)?;
+            let mut reply = answer(&node, request, &settings)?;
             if let (true, Reply::Now(fields)) = (counters_asked, &mut reply) {
                 if let Some(Json::Object(stats)) = fields.get_mut("stats") {
                     stats.insert("control".into(), control_stats.json());
@@ -272,6 +284,12 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             Ok(reply)
         }
     };
+    if let (Some(metrics_listener), Some(bound)) = (metrics_listener, settings_metrics) {
+        let (node, control_stats) = (node.clone(), control_stats.clone());
+        let source = move || metrics_snapshot(&node, &control_stats);
+        metrics::serve(metrics_listener, Arc::new(source));
+        log::info!("{name}: metrics at http://{bound}/metrics");
+    }
     let mut left = control_server::serve(listener, Arc::new(handler), control_stats);
     let human = !args.json;
     loop {
@@ -289,9 +307,8 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                 // serve on without it rather than spin.
                 left = crossbeam_channel::never();
             }
-            recv(join.rounds) -> _ => join.round(&lock(&node)),
+            recv(join.rounds) -> _ => join.round(&node),
             recv(join.deadline) -> _ => {
-                let mut node = lock(&node);
                 if let Err(e) = join.deadline_passed(&node) {
                     // Nobody knows this node: nothing to leave.
                     node.stop();
@@ -300,10 +317,8 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             }
             recv(signals) -> sig => {
                 log::info!("{name}: signal {}, leaving", sig.unwrap_or_default());
-                // Only waits for a request already talking to the node (a
-                // leave asked on the control socket, at worst), never for a
-                // client: answers are written without the lock.
-                let mut node = lock(&node);
+                // A leave asked on the control socket may be under way:
+                // the node is then no longer running, nothing to do twice.
                 if node.is_running() {
                     node.leave(leave_timeout).map_err(|e| e.to_string())?;
                 }
@@ -313,10 +328,17 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     }
 }
 
-/// The node, even if a thread panicked while holding it (the node's state
-/// lives on its own loop, unharmed).
-fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
-    node.lock().unwrap_or_else(PoisonError::into_inner)
+/// What a metrics scrape shows, read from the node.
+fn metrics_snapshot(node: &Node, control: &ControlStats) -> Result<metrics::Snapshot, String> {
+    let text = |e: NodeError| e.to_string();
+    Ok(metrics::Snapshot {
+        stats: node.stats().map_err(text)?,
+        members: node.member_counts().map_err(text)?,
+        broadcast_queue: node.pending_broadcasts().map_err(text)?,
+        keys: node.keys().map_err(text)?.len(),
+        health_score: node.health_score().map_err(text)?,
+        control: control.by_name(),
+    })
 }
 
 fn forward_signals() -> Result<Receiver<i32>, String> {
@@ -333,7 +355,7 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
     Ok(rx)
 }
 
-fn answer(node: &mut Node, request: Request, settings: &Settings) -> Result<Reply, String> {
+fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, String> {
     let mut fields = Map::new();
     let text = |e: NodeError| e.to_string();
     match request {
@@ -524,6 +546,7 @@ fn info(node: &Node, settings: &Settings) -> Result<Fields, String> {
     fields.insert("bound".into(), address(node.local_addr()));
     fields.insert("advertised".into(), address(node.advertise_addr()));
     fields.insert("seeds".into(), json!(config.seeds));
+    fields.insert("metrics".into(), address(settings.metrics));
     fields.insert("peers".into(), Json::Object(by_state));
     fields.insert("keys".into(), control::keyring_json(&protocol.keys));
     fields.insert("send_plaintext".into(), json!(protocol.send_plaintext));
@@ -702,7 +725,7 @@ enum PlaintextSwitch {
 /// Applies a keyring change or a migration switch, logs it, and saves the
 /// keyring to the keyring file if there is one (the switches are not
 /// saved: a restarted agent takes them from its command line).
-fn change_keys(node: &mut Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
+fn change_keys(node: &Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
     let key = |b64: &str| SecretKey::from_base64(b64).map_err(|e| e.to_string());
     let done = match change {
         KeysChange::Install(k) => {

@@ -9,7 +9,7 @@
 //! and the control socket's protocol is `control.rs`, its serving in the
 //! agent `control_server.rs`. The agent's output lines are
 //! `event_lines.rs`, its query answering `answer.rs`, its watch over a
-//! join nobody answers `join_watch.rs`, its log lines `logger.rs`, its
+//! join nobody answers `join_watch.rs`, its log lines `logger.rs`, its metrics server `metrics.rs`, its
 //! keys' sources `keyfile.rs`, its configuration errors `config_flags.rs`.
 //! A new client command adds a variant to [`Command`], a
 //! [`control::Request`], its handling in the agent and a renderer.
@@ -32,6 +32,7 @@ mod join_watch;
 mod keyfile;
 mod keys_cmd;
 mod logger;
+mod metrics;
 mod sim_cmd;
 
 /// Cluster membership and state gossip over raw UDP (SWIM + Lifeguard).
