@@ -14,19 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use log::LevelFilter;
 use serde_json::{json, Map, Value as Json};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vinery::runtime::{Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
+use vinery::runtime::{EventFilter, Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
 use vinery::security::{Cidr, SecretKey};
-use vinery::{Config, KeyPattern, Member, MemberState, QueryFilter};
+use vinery::{Config, Event, EventKind, KeyPattern, Member, MemberState, QueryFilter};
 
 use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
 use crate::control::{self, Request};
 use crate::control_server::{self, ClientWriter, ControlStats, Fields, Reply};
-use crate::event_lines::print_event;
+use crate::event_lines::{event_line, print_event};
 use crate::join_watch::JoinWatch;
 use crate::{config_flags, keyfile, logger, metrics};
 
@@ -37,7 +37,7 @@ use crate::{config_flags, keyfile, logger, metrics};
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
 commands (members, stats, leave, join, info, get, set, delete, kv, keys, \
-event, query, election, vote) find it the same way from --name (or take \
+event, query, election, vote, monitor) find it the same way from --name (or take \
 --control). It is made 0600 (a directory the agent creates, 0700) whatever \
 the umask; an existing path is replaced only if it is a socket nobody \
 listens on.\n\n\
@@ -503,8 +503,54 @@ fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, S
             node.election(&topic, expire, min, total).map_err(text)?;
         }
         Request::Vote { topic, yes } => node.vote(&topic, yes).map_err(text)?,
+        Request::Monitor { kinds, json } => {
+            let kinds = kinds
+                .iter()
+                .map(|k| k.parse::<EventKind>().map_err(|e| format!("--kind: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = if kinds.is_empty() {
+                EventFilter::all()
+            } else {
+                EventFilter::kinds(kinds)
+            };
+            // Bounded like every subscription: a slow client loses events
+            // (counted in its subscriber's `dropped`), the node never waits.
+            let events = node.subscribe_filtered(filter);
+            return Ok(Reply::Later(Box::new(move |client| {
+                monitor(&events, !json, client)
+            })));
+        }
     }
     Ok(Reply::Now(fields))
+}
+
+/// How often a monitor with no events to send checks that its client is
+/// still there.
+const MONITOR_HANG_UP_CHECK: Duration = Duration::from_secs(1);
+
+/// Writes each event of `events` to `client` as a line until the client
+/// hangs up (found by a failed write, or by [`MONITOR_HANG_UP_CHECK`]
+/// when there is nothing to write), which ends the subscription.
+fn monitor(
+    events: &Receiver<Event>,
+    human: bool,
+    client: &mut ClientWriter,
+) -> Result<Fields, String> {
+    loop {
+        match events.recv_timeout(MONITOR_HANG_UP_CHECK) {
+            Ok(e) => {
+                if !client.progress(&json!({"line": event_line(&e, human)})) {
+                    return Err("monitor: the client went away".into());
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if client.hung_up() {
+                    return Err("monitor: the client went away".into());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(Fields::new()),
+        }
+    }
 }
 
 /// A query's filter from the control request's `nodes` and `key=glob`

@@ -527,6 +527,39 @@ pub fn vote(args: VoteArgs) -> ExitCode {
     })
 }
 
+/// Arguments of `vinery monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Only events of this kind, e.g. member_failed, user_event
+    /// (repeatable) [default: every kind].
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_event_kind)]
+    kinds: Vec<vinery::EventKind>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn parse_event_kind(s: &str) -> Result<vinery::EventKind, String> {
+    s.parse()
+}
+
+/// Runs `vinery monitor`: the agent's event lines as they happen (JSON
+/// objects with `--json`, as the agent's own `--json` prints them) until
+/// interrupted or the agent exits.
+pub fn monitor(mut args: MonitorArgs) -> ExitCode {
+    let request = Request::Monitor {
+        kinds: args.kinds.iter().map(|k| k.name().to_string()).collect(),
+        json: args.client.json,
+    };
+    // The agent makes the lines JSON or not: each is printed as it comes.
+    args.client.json = false;
+    run_streaming(
+        args.client,
+        request,
+        |line| text(&line["line"]),
+        |_| "the agent stopped".to_string(),
+    )
+}
+
 /// One answer to `vinery query` as it arrives: `ack  b`, or
 /// `response  b  pong`.
 fn query_answer_line(line: &Json) -> String {

@@ -33,7 +33,10 @@
 //! `{"event":"query_response","from":"b","payload":"…"}`, and the line
 //! with `ok` ends the answer. `{"cmd":"election","topic":"t","expire_ms":30000,
 //! "min":2,"total":3}` and `{"cmd":"vote","topic":"t","yes":true}` →
-//! `{"ok":true}`. Payloads are text; a response that is not UTF-8 also
+//! `{"ok":true}`. `{"cmd":"monitor","kinds":["member_joined"],"json":false}`
+//! (`kinds` optional: every kind) streams the agent's event lines as
+//! `{"line":"member_joined    b …"}` until the client hangs up (no line
+//! with `ok` comes, unless the agent refuses the request). Payloads are text; a response that is not UTF-8 also
 //! comes as `payload_base64`.
 //!
 //! A response is `{"ok":true, …}` with the command's fields, or
@@ -195,6 +198,17 @@ pub enum Request {
         /// Yes or no.
         yes: bool,
     },
+    /// Stream the agent's events, each line as the agent prints it, until
+    /// the client hangs up.
+    Monitor {
+        /// Only events of these kinds (`member_joined`, `user_event`…;
+        /// empty: every kind).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kinds: Vec<String>,
+        /// The lines as the agent's `--json` prints them.
+        #[serde(default, skip_serializing_if = "is_false")]
+        json: bool,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -207,13 +221,14 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 
 impl Request {
     /// How long the client waits for the agent's answer: a query is
-    /// answered after its timeout.
-    pub fn answer_within(&self) -> Duration {
+    /// answered after its timeout, a monitor never (none: no limit).
+    pub fn answer_within(&self) -> Option<Duration> {
         match self {
             Request::Query { timeout_ms, .. } => {
-                ANSWER_WITHIN.saturating_add(Duration::from_millis(*timeout_ms))
+                Some(ANSWER_WITHIN.saturating_add(Duration::from_millis(*timeout_ms)))
             }
-            _ => ANSWER_WITHIN,
+            Request::Monitor { .. } => None,
+            _ => Some(ANSWER_WITHIN),
         }
     }
 }
@@ -270,7 +285,7 @@ pub fn call(
     let fail = |what: &str, e: io::Error| format!("{what} {}: {e}", path.display());
     let mut stream = UnixStream::connect(path).map_err(|e| fail("cannot connect to", e))?;
     stream
-        .set_read_timeout(Some(request.answer_within()))
+        .set_read_timeout(request.answer_within())
         .map_err(|e| fail("cannot use", e))?;
     let line = serde_json::to_string(request).expect("requests serialize");
     // A busy agent answers and hangs up before reading: its answer says

@@ -290,6 +290,26 @@ impl<'a> ClientWriter<'a> {
         self.write(&control::json_line(line))
     }
 
+    /// Whether the client hung up (or was cut off): how an answer with
+    /// nothing to write for a while notices that nobody waits for it.
+    pub fn hung_up(&mut self) -> bool {
+        if !self.cut_off {
+            let mut byte = [0u8; 1];
+            // A peek that never waits: end of stream means gone; a client
+            // sending more after its request is still there.
+            let peeked = self
+                .stream
+                .set_nonblocking(true)
+                .and_then(|()| self.stream.read(&mut byte));
+            let _ = self.stream.set_nonblocking(false);
+            self.cut_off = match peeked {
+                Ok(n) => n == 0,
+                Err(e) => !is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
+            };
+        }
+        self.cut_off
+    }
+
     /// Writes the answer (the line with `ok`), unless the client was cut
     /// off.
     fn answer(mut self, result: Result<Fields, String>) {

@@ -36,8 +36,15 @@ use crate::control;
 
 /// Prints `e` on stdout as one line.
 pub fn print_event(e: &Event, human: bool) {
+    let line = event_line(e, human);
+    // stdout closed (piped into `head`): the agent keeps running.
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// `e` as the one line the agent prints (for people, or JSON).
+pub fn event_line(e: &Event, human: bool) -> String {
     let time_ms = control::millis_since_epoch(SystemTime::now());
-    let line = match (e.member(), human) {
+    match (e.member(), human) {
         (Some(m), true) => format!(
             "{:<16} {} {} {} incarnation {}",
             e.kind(),
@@ -55,9 +62,7 @@ pub fn print_event(e: &Event, human: bool) {
             Some(fields) => json_line(e.kind().name(), time_ms, &fields),
             None => key_event_line(e, human, time_ms),
         },
-    };
-    // stdout closed (piped into `head`): the agent keeps running.
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
 /// A key event as a line: `key_updated node key=value (v3)`, or JSON.
