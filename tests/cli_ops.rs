@@ -1,7 +1,8 @@
 //! The operator's live tools on `vinery agent` processes over loopback:
 //! a Prometheus scrape of `--metrics` over TCP; `vinery monitor`
 //! streaming events while other clients are served, and ending its
-//! subscription when it goes away.
+//! subscription when it goes away; cluster-wide key rotation on five
+//! encrypted agents with no member ever failed.
 
 mod common;
 
@@ -160,4 +161,76 @@ fn monitor_streams_events_while_other_clients_are_served() {
         }),
         "the monitor's subscription outlived its client"
     );
+}
+
+#[test]
+fn keys_rotate_cluster_wide_with_no_member_failed() {
+    let key = |b: u8| vinery::security::SecretKey::from_bytes([b; 32]);
+    let (k1, k2, k3) = (key(1).to_base64(), key(2).to_base64(), key(3).to_base64());
+    let mut agents = Agents::new("cluster-keys");
+    let ring = agents.dir.join("a4.keys");
+    std::fs::write(&ring, format!("{k1}\n")).unwrap();
+    let ring_arg = ring.to_str().unwrap().to_string();
+    agents.start_logged(0, None, &["--key", &k1]);
+    let seed = agents.addr(0);
+    for i in 1..4 {
+        agents.start_logged(i, Some(&seed), &["--key", &k1]);
+    }
+    agents.start_logged(4, Some(&seed), &["--keyring-file", &ring_arg]);
+    let all = [0, 1, 2, 3, 4];
+    assert!(wait_until(DEADLINE, || agents.converged(&all)));
+
+    let installed = agents.run(0, &["keys", "--install", &k2]).unwrap();
+    let summary = format!("5/5 nodes installed key {}", key(2).fingerprint());
+    assert_eq!(installed["summary"], summary.as_str(), "{installed}");
+    // A key some node lacks is never made the primary: refused, naming them.
+    let refused = Command::new(VINERY)
+        .args(["keys", "--use", &k3, "--control"])
+        .arg(agents.control(1))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("do not hold the key") && stderr.contains("a4"),
+        "{stderr}"
+    );
+    let used = agents.run(2, &["keys", "--use", &k2]).unwrap();
+    assert_eq!(
+        used["summary"],
+        format!("5/5 nodes now seal with key {}", key(2).fingerprint()).as_str()
+    );
+    let removed = agents.run(3, &["keys", "--remove", &k1]).unwrap();
+    assert_eq!(
+        removed["summary"],
+        format!("5/5 nodes removed key {}", key(1).fingerprint()).as_str()
+    );
+    // The key every node seals with cannot be removed.
+    assert!(agents.run(0, &["keys", "--remove", &k2]).is_none());
+
+    let listed = agents.run(4, &["keys", "--list"]).unwrap();
+    let results = listed["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5, "{listed}");
+    for r in results {
+        let keys = r["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 1, "{r}");
+        assert_eq!(keys[0]["fingerprint"], key(2).fingerprint().as_str(), "{r}");
+    }
+    let text = std::fs::read_to_string(&ring).unwrap();
+    assert!(text.contains(&k2) && !text.contains(&k1), "{text}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&ring.metadata().unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    assert!(agents.converged(&all), "the rotation broke the cluster");
+    for i in all {
+        let failed: Vec<_> = agents
+            .events(i)
+            .into_iter()
+            .filter(|e| e["event"] == "member_failed" || e["event"] == "member_suspect")
+            .collect();
+        assert!(failed.is_empty(), "a{i} printed {failed:?}");
+        let stats = agents.client(i, "stats").unwrap();
+        let drops = &stats["stats"]["endpoint"]["drops"];
+        assert!(drops.get("plaintext_refused").is_none(), "a{i}: {drops}");
+    }
 }

@@ -24,6 +24,7 @@ use vinery::{Config, Event, EventKind, KeyPattern, Member, MemberState, QueryFil
 
 use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
+use crate::cluster_keys::{self, KeyOp};
 use crate::control::{self, Request};
 use crate::control_server::{self, ClientWriter, ControlStats, Fields, Reply};
 use crate::event_lines::{event_line, print_event};
@@ -50,7 +51,7 @@ Key files must be at most 64 KiB. Moving a running plaintext cluster to \
 encryption: restart each agent with the key, --send-plaintext and --accept-plaintext; then each \
 with only --accept-plaintext; then with neither. Or live, each step on \
 every agent before the next: vinery keys --send-plaintext on, \
---accept-plaintext on, --install KEY, --send-plaintext off, \
+--accept-plaintext on, --local --install KEY, --send-plaintext off, \
 --accept-plaintext off.\n\n\
 Queries: --answer GLOB=TEXT responds to queries whose name matches GLOB \
 with TEXT; --answer-cmd GLOB=COMMAND runs `sh -c COMMAND` with the query's \
@@ -165,7 +166,7 @@ pub struct AgentArgs {
 }
 
 /// What the agent's request handler needs besides the node.
-struct Settings {
+pub struct Settings {
     leave_timeout: Duration,
     keyring_file: Option<PathBuf>,
     /// The `--profile`, for `vinery info`.
@@ -219,24 +220,29 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     config.advertise = args.advertise;
     config_flags::validate(&config)?;
     let metrics_listener = args.metrics.map(metrics::listen).transpose()?;
-    let settings = Settings {
+    let settings = Arc::new(Settings {
         metrics: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
         leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
         profile: args.profile,
-    };
+    });
 
     let path = args.control.unwrap_or_else(|| control::default_path(&name));
     let (listener, _socket_file) = control_server::listen(&path)?;
     // Before the node starts, so that a signal from then on means "leave".
     let signals = forward_signals()?;
-    let node = Node::new(config);
+    // Node methods take &self: the control clients, the metrics server,
+    // the keys query's handler and this loop share it without waiting on
+    // each other.
+    let node = Arc::new(Node::new(config));
     let events = node.subscribe();
     // Before the node starts, so that no query arrives unanswered.
     let limits = CommandLimits {
         timeout: args.answer_timeout,
         max_output: node.config().protocol.max_event_payload,
     };
+    // First, so that no --answer glob takes the agents' own query.
+    cluster_keys::register(&node, settings.clone())?;
     answer::register(&node, args.answer, args.answer_cmd, limits)?;
     node.start()
         .map_err(|e| config_flags::start_error(e, &node.config()))?;
@@ -267,9 +273,6 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let mut join = JoinWatch::new(args.join, join_round, args.join_timeout);
     let leave_timeout = settings.leave_timeout;
     let settings_metrics = settings.metrics;
-    // Node methods take &self: the control clients, the metrics server
-    // and this loop share it without waiting on each other.
-    let node = Arc::new(node);
     let control_stats = Arc::new(ControlStats::default());
     let handler = {
         let (node, control_stats) = (node.clone(), control_stats.clone());
@@ -355,7 +358,7 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
     Ok(rx)
 }
 
-fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, String> {
+fn answer(node: &Arc<Node>, request: Request, settings: &Arc<Settings>) -> Result<Reply, String> {
     let mut fields = Map::new();
     let text = |e: NodeError| e.to_string();
     match request {
@@ -426,8 +429,39 @@ fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, S
             install,
             use_key,
             remove,
+            list: true,
+            cluster: true,
+            ..
+        } if install.is_none() && use_key.is_none() && remove.is_none() => {
+            return Ok(cluster_keys_reply(node, KeyOp::List, settings));
+        }
+        Request::Keys {
+            install,
+            use_key,
+            remove,
+            send_plaintext: None,
+            accept_plaintext: None,
+            cluster: true,
+            list: false,
+        } => {
+            let ops = [
+                install.map(|key| KeyOp::Install { key }),
+                use_key.map(|key| KeyOp::Use { key }),
+                remove.map(|key| KeyOp::Remove { key }),
+            ];
+            let mut ops = ops.into_iter().flatten();
+            let (Some(op), None) = (ops.next(), ops.next()) else {
+                return Err("one change at a time (install, use or remove)".into());
+            };
+            return Ok(cluster_keys_reply(node, op, settings));
+        }
+        Request::Keys {
+            install,
+            use_key,
+            remove,
             send_plaintext,
             accept_plaintext,
+            ..
         } => {
             let changes = [
                 install.map(KeysChange::Install),
@@ -553,6 +587,14 @@ fn monitor(
     }
 }
 
+/// Runs `op` on every member, on the control client's thread.
+fn cluster_keys_reply(node: &Arc<Node>, op: KeyOp, settings: &Arc<Settings>) -> Reply {
+    let (node, settings) = (node.clone(), settings.clone());
+    Reply::Later(Box::new(move |client| {
+        cluster_keys::run(&node, op, &settings, client)
+    }))
+}
+
 /// A query's filter from the control request's `nodes` and `key=glob`
 /// `tags` (empty: no condition).
 fn query_filter(nodes: Vec<String>, tags: Vec<String>) -> Result<QueryFilter, String> {
@@ -659,7 +701,10 @@ fn members_matching(
 
 /// The live members a query with `filter` reaches, as this node knows
 /// them: named (if the filter names nodes) and carrying every tag.
-fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<String>, NodeError> {
+pub fn expected_answerers(
+    node: &Node,
+    filter: &QueryFilter,
+) -> Result<BTreeSet<String>, NodeError> {
     Ok(node
         .live_peers()?
         .into_iter()
@@ -675,14 +720,15 @@ fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<Stri
 }
 
 /// A query of the control socket, waited for on a thread of its own.
-struct QueryWait {
-    handle: QueryHandle,
+pub struct QueryWait {
+    /// The query.
+    pub handle: QueryHandle,
     /// The nodes whose answers end the wait before the timeout.
-    expected: BTreeSet<String>,
+    pub expected: BTreeSet<String>,
     /// Write each answer to the client as it arrives.
-    stream: bool,
+    pub stream: bool,
     /// A response is enough: acks are neither waited for nor streamed.
-    no_ack: bool,
+    pub no_ack: bool,
 }
 
 impl QueryWait {
@@ -691,7 +737,7 @@ impl QueryWait {
     /// `client` if asked; then the query's id, acks, responses, expected
     /// nodes, those missing, and whether none is. Stops early if the
     /// client is cut off while streaming: nobody would read the answer.
-    fn answer(self, client: &mut ClientWriter) -> Result<Fields, String> {
+    pub fn answer(self, client: &mut ClientWriter) -> Result<Fields, String> {
         let cut_off = |id: &str| format!("query {id}: the client stopped reading its answers");
         let id = self.handle.id().to_string();
         let mut acks: Vec<String> = Vec::new();
@@ -752,9 +798,12 @@ impl QueryWait {
 }
 
 /// One change of `vinery keys`.
-enum KeysChange {
+pub enum KeysChange {
+    /// Install this key (base64).
     Install(String),
+    /// Seal with this installed key (base64).
     Use(String),
+    /// Remove this key (base64).
     Remove(String),
     /// A migration switch turned on or off.
     Plaintext(PlaintextSwitch, bool),
@@ -763,19 +812,31 @@ enum KeysChange {
 /// The two migration switches (`Config::send_plaintext`,
 /// `Config::accept_plaintext`).
 #[derive(Clone, Copy)]
-enum PlaintextSwitch {
+pub enum PlaintextSwitch {
+    /// `send_plaintext`.
     Send,
+    /// `accept_plaintext`.
     Accept,
 }
 
 /// Applies a keyring change or a migration switch, logs it, and saves the
 /// keyring to the keyring file if there is one (the switches are not
 /// saved: a restarted agent takes them from its command line).
-fn change_keys(node: &Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
+pub fn change_keys(node: &Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
     let key = |b64: &str| SecretKey::from_base64(b64).map_err(|e| e.to_string());
     let done = match change {
         KeysChange::Install(k) => {
             let k = key(&k)?;
+            let protocol = node.config().protocol;
+            if protocol.keys.is_empty() && !(protocol.send_plaintext && protocol.accept_plaintext) {
+                return Err(
+                    "this node has no keys: the first one would become its primary and \
+                     cut it off from the plaintext cluster; first turn on both migration \
+                     switches on every agent (vinery keys --send-plaintext on, then \
+                     --accept-plaintext on)"
+                        .into(),
+                );
+            }
             let print = k.fingerprint();
             node.install_key(k)
                 .map(|()| format!("installed key {print}"))

@@ -337,6 +337,10 @@ pub struct KeysArgs {
     /// or drop it (off).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off, group = "action")]
     accept_plaintext: Option<bool>,
+    /// Install, use, remove or list on this agent only [default: on every
+    /// live member; the migration switches are always this agent's].
+    #[arg(long)]
+    local: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -462,14 +466,48 @@ pub fn kv(args: KvArgs) -> ExitCode {
 /// Runs `vinery keys`.
 pub fn keys(args: KeysArgs) -> ExitCode {
     let b64 = |k: Option<SecretKey>| k.map(|k| k.to_base64());
+    let switch = args.send_plaintext.is_some() || args.accept_plaintext.is_some();
     let request = Request::Keys {
         install: b64(args.install),
         use_key: b64(args.use_key),
         remove: b64(args.remove),
         send_plaintext: args.send_plaintext,
         accept_plaintext: args.accept_plaintext,
+        cluster: !args.local && !switch,
+        list: args.list,
     };
-    run(args.client, request, keyring_lines)
+    run(args.client, request, |answer| {
+        if answer.get("summary").is_some() {
+            cluster_keys_lines(answer)
+        } else {
+            keyring_lines(answer)
+        }
+    })
+}
+
+/// A cluster-wide `vinery keys`: the summary, then each key with the
+/// nodes holding it (and sealing with it).
+fn cluster_keys_lines(answer: &Json) -> String {
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    let mut holders: std::collections::BTreeMap<String, (Vec<String>, usize)> =
+        std::collections::BTreeMap::new();
+    for r in &results {
+        for k in r["keys"].as_array().into_iter().flatten() {
+            let entry = holders.entry(text(&k["fingerprint"])).or_default();
+            entry.0.push(text(&r["node"]));
+            entry.1 += usize::from(k["primary"] == true);
+        }
+    }
+    let mut lines = vec![text(&answer["summary"])];
+    for (print, (nodes, primary)) in holders {
+        lines.push(format!(
+            "{print}  held by {}/{} ({primary} seal with it): {}",
+            nodes.len(),
+            results.len(),
+            nodes.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// Runs `vinery event`: prints the event's id.

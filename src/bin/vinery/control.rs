@@ -16,7 +16,11 @@
 //! `{"cmd":"keys"}` (list) or `{"cmd":"keys","install":"BASE64"}` (also
 //! `use`, `remove`, or a migration switch: `"send_plaintext":false`,
 //! `"accept_plaintext":false`; one change per request; the answer lists
-//! the keyring and both switches).
+//! the keyring and both switches). With `"cluster":true`, `install`,
+//! `use`, `remove` or `"list":true` act on every live member and answer
+//! `{"ok":true,"summary":"3/3 nodes installed key ab12cd34","results":
+//! [{"node":"a","ok":true,"keys":[…]},…],"missing":[]}`; a node's failure
+//! or silence makes it `{"ok":false,"error":…}` naming them.
 //!
 //! The event bus: `{"cmd":"event","name":"deploy","payload":"v2",
 //! "duration_ms":30000,"coalesce":false}` → `{"ok":true,"id":"a/17",
@@ -140,6 +144,13 @@ pub enum Request {
         /// Migration switch: with keys, keep accepting plaintext.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         accept_plaintext: Option<bool>,
+        /// Install, use, remove or list on every live member (through
+        /// the internal query `_vinery.keys`), not just this agent.
+        #[serde(default, skip_serializing_if = "is_false")]
+        cluster: bool,
+        /// With `cluster` and no change: list every member's keyring.
+        #[serde(default, skip_serializing_if = "is_false")]
+        list: bool,
     },
     /// Say a user event to every other node.
     Event {

@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod answer;
 mod client;
+mod cluster_keys;
 mod config_flags;
 mod control;
 mod control_server;
