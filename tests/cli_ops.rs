@@ -2,7 +2,8 @@
 //! a Prometheus scrape of `--metrics` over TCP; `vinery monitor`
 //! streaming events while other clients are served, and ending its
 //! subscription when it goes away; cluster-wide key rotation on five
-//! encrypted agents with no member ever failed.
+//! encrypted agents with no member ever failed; tags changed live and
+//! seen by another node's `members --tag`.
 
 mod common;
 
@@ -233,4 +234,63 @@ fn keys_rotate_cluster_wide_with_no_member_failed() {
         let drops = &stats["stats"]["endpoint"]["drops"];
         assert!(drops.get("plaintext_refused").is_none(), "a{i}: {drops}");
     }
+}
+
+#[test]
+fn tags_change_live_and_other_nodes_filter_on_them() {
+    let mut agents = Agents::new("tags");
+    agents.start_with(
+        0,
+        None,
+        &["--meta".into(), "role=web,zone=eu-1".into()],
+        std::process::Stdio::null(),
+    );
+    let seed = agents.addr(0);
+    agents.start(1, Some(&seed));
+    assert!(wait_until(DEADLINE, || agents.converged(&[0, 1])));
+    let names = |answer: Option<serde_json::Value>| -> Vec<String> {
+        let members = answer.map(|a| a["members"].clone()).unwrap_or_default();
+        let list = members.as_array().cloned().unwrap_or_default();
+        list.iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(agents.run(1, &["members", "--tag", "role=web"])),
+        ["a0"]
+    );
+
+    let changed = agents
+        .run(
+            0,
+            &[
+                "tags", "--set", "role=db", "--set", "rack=r7", "--delete", "zone",
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        changed["tags"],
+        serde_json::json!({"role": "db", "rack": "r7"})
+    );
+    assert!(
+        wait_until(DEADLINE, || names(
+            agents.run(1, &["members", "--tag", "role=d*", "--tag", "rack=r7"])
+        ) == ["a0"]),
+        "a1 never saw a0's new tags"
+    );
+    assert!(names(agents.run(1, &["members", "--tag", "role=web"])).is_empty());
+    assert!(names(agents.run(1, &["members", "--tag", "zone=*"])).is_empty());
+    // A tag that would read back differently is refused, naming the flag.
+    let refused = Command::new(VINERY)
+        .args(["tags", "--set", "role=a,b", "--control"])
+        .arg(agents.control(0))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--set"));
+    let listed = agents.run(0, &["tags"]).unwrap();
+    assert_eq!(
+        listed["tags"],
+        serde_json::json!({"role": "db", "rack": "r7"})
+    );
 }

@@ -537,6 +537,13 @@ fn answer(node: &Arc<Node>, request: Request, settings: &Arc<Settings>) -> Resul
             node.election(&topic, expire, min, total).map_err(text)?;
         }
         Request::Vote { topic, yes } => node.vote(&topic, yes).map_err(text)?,
+        Request::Tags { set, delete } => {
+            let tags = change_tags(node, &set, &delete)?;
+            fields.insert(
+                "tags".into(),
+                json!(tags.into_iter().collect::<Map<_, _>>()),
+            );
+        }
         Request::Monitor { kinds, json } => {
             let kinds = kinds
                 .iter()
@@ -585,6 +592,47 @@ fn monitor(
             Err(RecvTimeoutError::Disconnected) => return Ok(Fields::new()),
         }
     }
+}
+
+/// Sets and deletes this node's tags live (gossiped as its metadata, in
+/// the `k=v,…` syntax query filters and `members --tag` read), keeping
+/// the others in their order: the tags after. With no change, the tags.
+fn change_tags(
+    node: &Node,
+    set: &[String],
+    delete: &[String],
+) -> Result<Vec<(String, Json)>, String> {
+    let meta = node.config().protocol.meta;
+    let mut tags: Vec<(String, String)> = vinery::bus::tags(&meta)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for tag in set {
+        let (key, value) = tag
+            .split_once('=')
+            .ok_or_else(|| format!("--set {tag:?}: expected KEY=VALUE"))?;
+        let bad = |s: &str| s.contains([',', '\n']) || s.trim() != s;
+        if key.is_empty() || bad(key) || bad(value) {
+            return Err(format!(
+                "--set {tag:?}: keys and values cannot hold ',' or newlines, nor start or end \
+                 with spaces, and keys cannot be empty"
+            ));
+        }
+        match tags.iter_mut().find(|(k, _)| k == key) {
+            Some(existing) => existing.1 = value.to_string(),
+            None => tags.push((key.to_string(), value.to_string())),
+        }
+    }
+    tags.retain(|(k, _)| !delete.contains(k));
+    if !set.is_empty() || !delete.is_empty() {
+        let meta = vinery::bus::encode_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        node.set_meta(&meta).map_err(|e| e.to_string())?;
+        log::info!(
+            "{}: tags now {}",
+            node.name(),
+            String::from_utf8_lossy(&meta)
+        );
+    }
+    Ok(tags.into_iter().map(|(k, v)| (k, json!(v))).collect())
 }
 
 /// Runs `op` on every member, on the control client's thread.

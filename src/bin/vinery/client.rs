@@ -565,6 +565,36 @@ pub fn vote(args: VoteArgs) -> ExitCode {
     })
 }
 
+/// Arguments of `vinery tags`.
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// Set a tag, e.g. role=db (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Delete a tag (repeatable).
+    #[arg(long = "delete", value_name = "KEY")]
+    delete: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery tags`: the agent's tags after the change, one `key=value`
+/// a line.
+pub fn tags(args: TagsArgs) -> ExitCode {
+    let request = Request::Tags {
+        set: args.set,
+        delete: args.delete,
+    };
+    run(args.client, request, |answer| {
+        let tags = answer["tags"].as_object().cloned().unwrap_or_default();
+        let lines: Vec<String> = tags
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect();
+        lines.join("\n")
+    })
+}
+
 /// Arguments of `vinery monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {

@@ -37,7 +37,9 @@
 //! `{"event":"query_response","from":"b","payload":"…"}`, and the line
 //! with `ok` ends the answer. `{"cmd":"election","topic":"t","expire_ms":30000,
 //! "min":2,"total":3}` and `{"cmd":"vote","topic":"t","yes":true}` →
-//! `{"ok":true}`. `{"cmd":"monitor","kinds":["member_joined"],"json":false}`
+//! `{"ok":true}`. `{"cmd":"tags","set":["role=db"],"delete":["zone"]}`
+//! (both optional: none lists) → `{"ok":true,"tags":{"role":"db"}}`.
+//! `{"cmd":"monitor","kinds":["member_joined"],"json":false}`
 //! (`kinds` optional: every kind) streams the agent's event lines as
 //! `{"line":"member_joined    b …"}` until the client hangs up (no line
 //! with `ok` comes, unless the agent refuses the request). Payloads are text; a response that is not UTF-8 also
@@ -208,6 +210,16 @@ pub enum Request {
         topic: String,
         /// Yes or no.
         yes: bool,
+    },
+    /// This node's tags (its metadata as `k=v,…`): list them, or change
+    /// them live (gossiped to every member) and list the result.
+    Tags {
+        /// Tags to set, each `key=value`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set: Vec<String>,
+        /// Tag keys to delete.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        delete: Vec<String>,
     },
     /// Stream the agent's events, each line as the agent prints it, until
     /// the client hangs up.
