@@ -3,7 +3,8 @@
 //! streaming events while other clients are served, and ending its
 //! subscription when it goes away; cluster-wide key rotation on five
 //! encrypted agents with no member ever failed; tags changed live and
-//! seen by another node's `members --tag`.
+//! seen by another node's `members --tag`; a killed member forced out
+//! with `force-leave`.
 
 mod common;
 
@@ -293,4 +294,34 @@ fn tags_change_live_and_other_nodes_filter_on_them() {
         listed["tags"],
         serde_json::json!({"role": "db", "rack": "r7"})
     );
+}
+
+#[test]
+fn a_failed_member_forced_out_is_left_everywhere() {
+    let mut agents = Agents::new("force-leave");
+    agents.start(0, None);
+    let seed = agents.addr(0);
+    for i in 1..3 {
+        agents.start(i, Some(&seed));
+    }
+    assert!(wait_until(DEADLINE, || agents.converged(&[0, 1, 2])));
+    assert!(
+        agents.run(0, &["force-leave", "a1"]).is_none(),
+        "a live member is not forced out"
+    );
+    agents.children[2].kill().unwrap();
+    agents.children[2].wait().unwrap();
+    assert!(
+        wait_until(2 * DEADLINE, || agents.all_see(&[0, 1], "a2", "dead")),
+        "the killed agent was not reported failed"
+    );
+    agents
+        .run(0, &["force-leave", "a2"])
+        .expect("force-leave a2");
+    assert!(
+        wait_until(DEADLINE, || agents.all_see(&[0, 1], "a2", "left")),
+        "a1 did not hear that a2 left"
+    );
+    let dead = agents.run(1, &["members", "--status", "dead"]).unwrap();
+    assert_eq!(dead["members"], serde_json::json!([]));
 }

@@ -56,6 +56,7 @@ use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Header, Message};
 use crate::Time;
 pub use admission::{PacketError, Refusal};
+pub use lifecycle::ForceLeaveError;
 
 /// One member of a cluster, as a sans-IO state machine. See the module docs.
 pub struct Endpoint {

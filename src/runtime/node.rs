@@ -422,6 +422,14 @@ impl Node {
         self.with_endpoint(|ep, _| ep.pending_broadcasts())
     }
 
+    /// Marks the failed or suspected member `name` as left cluster-wide
+    /// (see [`Endpoint::force_leave`]); refused for this node, an unknown
+    /// name or a member alive.
+    pub fn force_leave(&self, name: &str) -> Result<(), NodeError> {
+        let name = name.to_owned();
+        Ok(self.with_endpoint(move |ep, now| ep.force_leave(now, &name))??)
+    }
+
     /// Joins (also) through `seeds` (each `ip:port`, `[ipv6]:port` or
     /// `name:port`, resolved here, on the caller's thread): how a running
     /// node is pointed at a cluster it was not seeded with. Nothing is

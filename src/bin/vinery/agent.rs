@@ -537,6 +537,10 @@ fn answer(node: &Arc<Node>, request: Request, settings: &Arc<Settings>) -> Resul
             node.election(&topic, expire, min, total).map_err(text)?;
         }
         Request::Vote { topic, yes } => node.vote(&topic, yes).map_err(text)?,
+        Request::ForceLeave { node: member } => {
+            node.force_leave(&member).map_err(text)?;
+            log::info!("{}: {member} forced to leave", node.name());
+        }
         Request::Tags { set, delete } => {
             let tags = change_tags(node, &set, &delete)?;
             fields.insert(

@@ -565,6 +565,26 @@ pub fn vote(args: VoteArgs) -> ExitCode {
     })
 }
 
+/// Arguments of `vinery force-leave`.
+#[derive(Debug, Args)]
+pub struct ForceLeaveArgs {
+    /// The failed member's name. (Not `name`: that is the `--name` flag's
+    /// id.)
+    #[arg(value_name = "NAME")]
+    member: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery force-leave`.
+pub fn force_leave(args: ForceLeaveArgs) -> ExitCode {
+    let member = args.member.clone();
+    let request = Request::ForceLeave { node: args.member };
+    run_with(args.client, request, move |_| {
+        format!("{member} marked as left; every member hears it through gossip")
+    })
+}
+
 /// Arguments of `vinery tags`.
 #[derive(Debug, Args)]
 pub struct TagsArgs {

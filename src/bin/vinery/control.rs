@@ -211,6 +211,11 @@ pub enum Request {
         /// Yes or no.
         yes: bool,
     },
+    /// Mark a failed member as left, cluster-wide.
+    ForceLeave {
+        /// The member's name.
+        node: String,
+    },
     /// This node's tags (its metadata as `k=v,…`): list them, or change
     /// them live (gossiped to every member) and list the result.
     Tags {

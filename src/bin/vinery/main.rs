@@ -4,7 +4,7 @@
 //! lives in `sim_cmd.rs`, `agent` (a node with a control socket) in
 //! `agent.rs`, `keygen` in `keys_cmd.rs`; the client commands talking to a
 //! running agent (`members`, `stats`, `leave`, `join`, `info`, `get`,
-//! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`, `tags`, `monitor`)
+//! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`, `force-leave`, `tags`, `monitor`)
 //! share `client.rs`,
 //! and the control socket's protocol is `control.rs`, its serving in the
 //! agent `control_server.rs`. The agent's output lines are
@@ -90,6 +90,9 @@ enum Command {
     Election(client::ElectionArgs),
     /// Vote yes or no on the live election on a topic.
     Vote(client::VoteArgs),
+    /// Mark a failed member as left on every node, so that it is no
+    /// longer listed as failed (refused for a member alive).
+    ForceLeave(client::ForceLeaveArgs),
     /// List or change a running agent's tags live (--set K=V, --delete K);
     /// every member sees them.
     Tags(client::TagsArgs),
@@ -118,6 +121,7 @@ fn main() -> ExitCode {
         Command::Query(args) => client::query(args),
         Command::Election(args) => client::election(args),
         Command::Vote(args) => client::vote(args),
+        Command::ForceLeave(args) => client::force_leave(args),
         Command::Tags(args) => client::tags(args),
         Command::Monitor(args) => client::monitor(args),
     }
