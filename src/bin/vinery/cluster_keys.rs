@@ -11,7 +11,8 @@
 //! network could send them; during a migration to encryption, install
 //! with `vinery keys --local` on each agent). Install never makes a key
 //! the primary: a node without keys refuses it, as `--local` does, unless
-//! its migration switches keep it speaking plaintext.
+//! its migration switches keep it speaking plaintext. The agents print
+//! these queries without their payloads (which carry keys).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
