@@ -40,7 +40,7 @@ pub mod wire;
 
 pub use bus::{BusError, EventId, QueryFilter, QueryId};
 pub use config::{Config, ConfigError};
-pub use endpoint::{Endpoint, MemberCounts, PacketError, Refusal, Transmit};
+pub use endpoint::{Endpoint, ForceLeaveError, MemberCounts, PacketError, Refusal, Transmit};
 pub use event::{Event, EventKind, Member, MemberState};
 pub use kv::{KeyPattern, KeyValue, KvError};
 pub use membership::phi;

@@ -175,7 +175,9 @@ fn encrypted_agents_share_keys_and_rotate_through_the_control_socket() {
     assert_eq!(fingerprints(1), [(print(1), true)]);
     for step in [["--install", &k2], ["--use", &k2], ["--remove", &k1]] {
         for &i in &all {
-            let answer = agents.run(i, &["keys", step[0], step[1]]);
+            // Each agent on its own (cluster-wide rotation is
+            // tests/cli_ops.rs's).
+            let answer = agents.run(i, &["keys", step[0], step[1], "--local"]);
             assert!(answer.is_some(), "a{i}: vinery keys {}", step[0]);
         }
         std::thread::sleep(std::time::Duration::from_secs(1));
@@ -184,7 +186,9 @@ fn encrypted_agents_share_keys_and_rotate_through_the_control_socket() {
         assert_eq!(fingerprints(i), [(print(2), true)], "a{i}");
     }
     assert!(
-        agents.run(0, &["keys", "--remove", &k2]).is_none(),
+        agents
+            .run(0, &["keys", "--remove", &k2, "--local"])
+            .is_none(),
         "the primary cannot be removed"
     );
     for ring in [&ring0, &ring2] {
@@ -243,8 +247,14 @@ fn plaintext_agents_move_to_encryption_live_through_the_control_socket() {
     ];
     for [flag, value] in steps {
         for &i in &all {
+            // A plaintext cluster's keys are installed on each agent:
+            // cluster-wide, the key would cross the network unsealed.
+            let mut args = vec!["keys", flag, value];
+            if flag == "--install" {
+                args.push("--local");
+            }
             let answer = agents
-                .run(i, &["keys", flag, value])
+                .run(i, &args)
                 .unwrap_or_else(|| panic!("a{i}: vinery keys {flag} {value}"));
             if let Some(switch) = flag.strip_prefix("--") {
                 let switch = switch.replace('-', "_");

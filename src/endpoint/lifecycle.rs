@@ -3,7 +3,39 @@
 //! seeds to find its cluster, and whether its graceful leave is done. A runtime asks these instead of
 //! combining counters into rules of its own.
 
+use std::fmt;
+
+use super::merge::Via;
 use super::Endpoint;
+use crate::{MemberState, Time};
+
+/// Why [`Endpoint::force_leave`] refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ForceLeaveError {
+    /// No member has that name.
+    Unknown(String),
+    /// The name is this node's own: [`Endpoint::leave`] is its way out.
+    Local,
+    /// The member is alive as far as this node knows: marking it left
+    /// would only make it refute (and a mistyped name would hit a healthy
+    /// node). Wait until it is suspected or failed.
+    Alive(String),
+}
+
+impl fmt::Display for ForceLeaveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ForceLeaveError::Unknown(name) => write!(f, "no member is named {name}"),
+            ForceLeaveError::Local => f.write_str("this node itself: leave instead"),
+            ForceLeaveError::Alive(name) => write!(
+                f,
+                "{name} is alive (only a suspected or failed member can be forced out)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ForceLeaveError {}
 
 impl Endpoint {
     /// Whether this node still needs its seeds: it has not left and knows
@@ -23,12 +55,38 @@ impl Endpoint {
     pub fn leave_finished(&self) -> bool {
         self.has_left() && (self.pending_broadcasts() == 0 || self.num_live() == 0)
     }
+
+    /// Marks the failed (or suspected) member `name` as left, here and,
+    /// through gossip, everywhere (serf's `force-leave`): it is no longer
+    /// listed as failed, and is forgotten after `dead_retention` like any
+    /// departure. Its incarnation is kept, so if it is in fact running it
+    /// refutes and comes back alive. A member left already is no error.
+    pub fn force_leave(&mut self, now: Time, name: &str) -> Result<(), ForceLeaveError> {
+        self.observe_time(now);
+        if name == self.config.name {
+            return Err(ForceLeaveError::Local);
+        }
+        let id = self
+            .members
+            .find(name)
+            .ok_or_else(|| ForceLeaveError::Unknown(name.to_string()))?;
+        let record = self.members.rec(id);
+        match record.state {
+            MemberState::Alive => Err(ForceLeaveError::Alive(name.to_string())),
+            MemberState::Left => Ok(()),
+            MemberState::Suspect | MemberState::Dead => {
+                let incarnation = record.incarnation;
+                self.apply_left(now, name, incarnation, Via::Gossip);
+                Ok(())
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Config, MemberCounts, MemberState, Time};
+    use crate::{Config, MemberCounts};
 
     fn endpoint(name: &str, port: u16) -> Endpoint {
         let addr = ([127, 0, 0, 1], port).into();
@@ -67,6 +125,77 @@ mod tests {
     /// Moves datagrams both ways until neither endpoint has any to send.
     fn exchange(now: Time, a: &mut Endpoint, b: &mut Endpoint) {
         while pump(now, a, b) | pump(now, b, a) {}
+    }
+
+    /// Delivers every datagram of `nodes` to its destination among them
+    /// (those to anyone else are lost) until none is left to send.
+    fn route(now: Time, nodes: &mut [&mut Endpoint]) {
+        loop {
+            let mut sent = Vec::new();
+            for n in nodes.iter_mut() {
+                while let Some(t) = n.poll_transmit() {
+                    sent.push((n.addr(), t));
+                }
+            }
+            if sent.is_empty() {
+                return;
+            }
+            for (from, t) in sent {
+                if let Some(to) = nodes.iter_mut().find(|n| n.addr() == t.to) {
+                    let _ = to.handle_packet(now, from, &t.data);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_member_forced_out_is_left_everywhere_and_a_live_one_is_not() {
+        let (mut a, mut b, mut c) = (endpoint("a", 1), endpoint("b", 2), endpoint("c", 3));
+        let now = Time::from_secs(1);
+        a.join(now, &[b.addr(), c.addr()]);
+        route(now, &mut [&mut a, &mut b, &mut c]);
+        assert_eq!(a.member_counts().alive, 3);
+        assert_eq!(
+            a.force_leave(now, "b"),
+            Err(ForceLeaveError::Alive("b".into()))
+        );
+        assert_eq!(a.force_leave(now, "a"), Err(ForceLeaveError::Local));
+        assert_eq!(
+            a.force_leave(now, "zz"),
+            Err(ForceLeaveError::Unknown("zz".into()))
+        );
+        // c stops: a and b declare it failed.
+        let mut t = now;
+        let failed = |n: &Endpoint| n.member("c").unwrap().state == MemberState::Dead;
+        while !failed(&a) || !failed(&b) {
+            t = a
+                .poll_timeout()
+                .unwrap()
+                .min(b.poll_timeout().unwrap())
+                .max(t);
+            a.handle_timeout(t);
+            b.handle_timeout(t);
+            route(t, &mut [&mut a, &mut b]);
+            assert!(
+                t < now + std::time::Duration::from_secs(120),
+                "c never failed"
+            );
+        }
+        assert_eq!(a.force_leave(t, "c"), Ok(()));
+        assert_eq!(a.member("c").unwrap().state, MemberState::Left);
+        route(t, &mut [&mut a, &mut b]);
+        let mut t2 = t;
+        while b.member("c").unwrap().state != MemberState::Left {
+            t2 = a.poll_timeout().unwrap().max(t2);
+            a.handle_timeout(t2);
+            b.handle_timeout(t2);
+            route(t2, &mut [&mut a, &mut b]);
+            assert!(
+                t2 < t + std::time::Duration::from_secs(30),
+                "never gossiped"
+            );
+        }
+        assert_eq!(a.force_leave(t2, "c"), Ok(()), "left already");
     }
 
     #[test]

@@ -56,6 +56,7 @@ use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Header, Message};
 use crate::Time;
 pub use admission::{PacketError, Refusal};
+pub use lifecycle::ForceLeaveError;
 
 /// How many live members a leaving node tells of its departure directly,
 /// besides gossiping it (see [`Endpoint::leave`]).

@@ -5,7 +5,7 @@ use std::fmt;
 use std::io;
 
 use crate::security::KeyError;
-use crate::{BusError, ConfigError, KvError};
+use crate::{BusError, ConfigError, ForceLeaveError, KvError};
 
 /// Why a [`Node`](super::Node) call failed.
 #[derive(Debug)]
@@ -37,6 +37,8 @@ pub enum NodeError {
     /// An event, query, response, election or vote refused (nothing was
     /// sent).
     Bus(BusError),
+    /// A forced leave refused (nothing changed).
+    ForceLeave(ForceLeaveError),
 }
 
 impl fmt::Display for NodeError {
@@ -50,6 +52,7 @@ impl fmt::Display for NodeError {
             NodeError::Kv(e) => write!(f, "write refused: {e}"),
             NodeError::Key(e) => write!(f, "keyring change refused: {e}"),
             NodeError::Bus(e) => write!(f, "refused: {e}"),
+            NodeError::ForceLeave(e) => write!(f, "force-leave refused: {e}"),
         }
     }
 }
@@ -62,6 +65,7 @@ impl std::error::Error for NodeError {
             NodeError::Kv(e) => Some(e),
             NodeError::Key(e) => Some(e),
             NodeError::Bus(e) => Some(e),
+            NodeError::ForceLeave(e) => Some(e),
             _ => None,
         }
     }
@@ -88,5 +92,11 @@ impl From<KeyError> for NodeError {
 impl From<BusError> for NodeError {
     fn from(e: BusError) -> NodeError {
         NodeError::Bus(e)
+    }
+}
+
+impl From<ForceLeaveError> for NodeError {
+    fn from(e: ForceLeaveError) -> NodeError {
+        NodeError::ForceLeave(e)
     }
 }

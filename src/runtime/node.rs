@@ -415,6 +415,21 @@ impl Node {
         self.with_endpoint(|ep, _| ep.health_score())
     }
 
+    /// Membership updates queued for gossip (see
+    /// [`Endpoint::pending_broadcasts`]): a queue that keeps growing means
+    /// changes arrive faster than gossip spreads them.
+    pub fn pending_broadcasts(&self) -> Result<usize, NodeError> {
+        self.with_endpoint(|ep, _| ep.pending_broadcasts())
+    }
+
+    /// Marks the failed or suspected member `name` as left cluster-wide
+    /// (see [`Endpoint::force_leave`]); refused for this node, an unknown
+    /// name or a member alive.
+    pub fn force_leave(&self, name: &str) -> Result<(), NodeError> {
+        let name = name.to_owned();
+        Ok(self.with_endpoint(move |ep, now| ep.force_leave(now, &name))??)
+    }
+
     /// Joins (also) through `seeds` (each `ip:port`, `[ipv6]:port` or
     /// `name:port`, resolved here, on the caller's thread): how a running
     /// node is pointed at a cluster it was not seeded with. Nothing is

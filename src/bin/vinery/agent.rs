@@ -10,25 +10,26 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{ArgGroup, Args};
-use crossbeam_channel::{select, Receiver, Sender};
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use log::LevelFilter;
 use serde_json::{json, Map, Value as Json};
 use signal_hook::consts::{SIGINT, SIGTERM};
-use vinery::runtime::{Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
+use vinery::runtime::{EventFilter, Node, NodeConfig, NodeError, QueryEvent, QueryHandle};
 use vinery::security::{Cidr, SecretKey};
-use vinery::{Config, KeyPattern, Member, MemberState, QueryFilter};
+use vinery::{Config, Event, EventKind, KeyPattern, Member, MemberState, QueryFilter};
 
 use crate::answer::{self, CommandLimits};
 use crate::client::{parse_duration, parse_key, parse_pair};
+use crate::cluster_keys::{self, KeyOp};
 use crate::control::{self, Request};
 use crate::control_server::{self, ClientWriter, ControlStats, Fields, Reply};
-use crate::event_lines::print_event;
+use crate::event_lines::{event_line, print_event};
 use crate::join_watch::JoinWatch;
-use crate::{config_flags, keyfile, logger};
+use crate::{config_flags, keyfile, logger, metrics};
 
 /// Arguments of `vinery agent`.
 #[derive(Debug, Args)]
@@ -37,7 +38,7 @@ use crate::{config_flags, keyfile, logger};
 The control socket defaults to $XDG_RUNTIME_DIR/vinery/<name>.sock, or \
 /tmp/vinery-<uid>/<name>.sock when XDG_RUNTIME_DIR is unset; the client \
 commands (members, stats, leave, join, info, get, set, delete, kv, keys, \
-event, query, election, vote) find it the same way from --name (or take \
+event, query, election, vote, monitor) find it the same way from --name (or take \
 --control). It is made 0600 (a directory the agent creates, 0700) whatever \
 the umask; an existing path is replaced only if it is a socket nobody \
 listens on.\n\n\
@@ -50,7 +51,7 @@ Key files must be at most 64 KiB. Moving a running plaintext cluster to \
 encryption: restart each agent with the key, --send-plaintext and --accept-plaintext; then each \
 with only --accept-plaintext; then with neither. Or live, each step on \
 every agent before the next: vinery keys --send-plaintext on, \
---accept-plaintext on, --install KEY, --send-plaintext off, \
+--accept-plaintext on, --local --install KEY, --send-plaintext off, \
 --accept-plaintext off.\n\n\
 Queries: --answer GLOB=TEXT responds to queries whose name matches GLOB \
 with TEXT; --answer-cmd GLOB=COMMAND runs `sh -c COMMAND` with the query's \
@@ -158,14 +159,21 @@ pub struct AgentArgs {
     /// (no response then).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     answer_timeout: Duration,
+    /// Serve metrics in the Prometheus text format over HTTP at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9946 [default: no metrics].
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// What the agent's request handler needs besides the node.
-struct Settings {
+pub struct Settings {
     leave_timeout: Duration,
     keyring_file: Option<PathBuf>,
     /// The `--profile`, for `vinery info`.
     profile: String,
+    /// Where metrics are served (`--metrics`, its port chosen if 0), for
+    /// `vinery info`.
+    metrics: Option<SocketAddr>,
 }
 
 fn parse_level(s: &str) -> Result<LevelFilter, String> {
@@ -211,23 +219,30 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     let mut config = NodeConfig::new(protocol, args.bind).with_seeds(args.join.iter().cloned());
     config.advertise = args.advertise;
     config_flags::validate(&config)?;
-    let settings = Settings {
+    let metrics_listener = args.metrics.map(metrics::listen).transpose()?;
+    let settings = Arc::new(Settings {
+        metrics: metrics_listener.as_ref().and_then(|l| l.local_addr().ok()),
         leave_timeout: args.leave_timeout,
         keyring_file: args.keyring_file,
         profile: args.profile,
-    };
+    });
 
     let path = args.control.unwrap_or_else(|| control::default_path(&name));
     let (listener, _socket_file) = control_server::listen(&path)?;
     // Before the node starts, so that a signal from then on means "leave".
     let signals = forward_signals()?;
-    let node = Node::new(config);
+    // Node methods take &self: the control clients, the metrics server,
+    // the keys query's handler and this loop share it without waiting on
+    // each other.
+    let node = Arc::new(Node::new(config));
     let events = node.subscribe();
     // Before the node starts, so that no query arrives unanswered.
     let limits = CommandLimits {
         timeout: args.answer_timeout,
         max_output: node.config().protocol.max_event_payload,
     };
+    // First, so that no --answer glob takes the agents' own query.
+    cluster_keys::register(&node, settings.clone())?;
     answer::register(&node, args.answer, args.answer_cmd, limits)?;
     node.start()
         .map_err(|e| config_flags::start_error(e, &node.config()))?;
@@ -257,13 +272,13 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
 
     let mut join = JoinWatch::new(args.join, join_round, args.join_timeout);
     let leave_timeout = settings.leave_timeout;
-    let node = Arc::new(Mutex::new(node));
+    let settings_metrics = settings.metrics;
     let control_stats = Arc::new(ControlStats::default());
     let handler = {
         let (node, control_stats) = (node.clone(), control_stats.clone());
         move |request: Request| {
             let counters_asked = matches!(request, Request::Stats | Request::Info);
-            let mut reply = answer(&lock(&node), request, &settings)?;
+            let mut reply = answer(&node, request, &settings)?;
             if let (true, Reply::Now(fields)) = (counters_asked, &mut reply) {
                 if let Some(Json::Object(stats)) = fields.get_mut("stats") {
                     stats.insert("control".into(), control_stats.json());
@@ -272,6 +287,12 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             Ok(reply)
         }
     };
+    if let (Some(metrics_listener), Some(bound)) = (metrics_listener, settings_metrics) {
+        let (node, control_stats) = (node.clone(), control_stats.clone());
+        let source = move || metrics_snapshot(&node, &control_stats);
+        metrics::serve(metrics_listener, Arc::new(source));
+        log::info!("{name}: metrics at http://{bound}/metrics");
+    }
     let mut left = control_server::serve(listener, Arc::new(handler), control_stats);
     let human = !args.json;
     loop {
@@ -289,9 +310,8 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
                 // serve on without it rather than spin.
                 left = crossbeam_channel::never();
             }
-            recv(join.rounds) -> _ => join.round(&lock(&node)),
+            recv(join.rounds) -> _ => join.round(&node),
             recv(join.deadline) -> _ => {
-                let node = lock(&node);
                 if let Err(e) = join.deadline_passed(&node) {
                     // Nobody knows this node: nothing to leave.
                     node.stop();
@@ -300,10 +320,8 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
             }
             recv(signals) -> sig => {
                 log::info!("{name}: signal {}, leaving", sig.unwrap_or_default());
-                // Only waits for a request already talking to the node (a
-                // leave asked on the control socket, at worst), never for a
-                // client: answers are written without the lock.
-                let node = lock(&node);
+                // A leave asked on the control socket may be under way:
+                // the node is then no longer running, nothing to do twice.
                 if node.is_running() {
                     node.leave(leave_timeout).map_err(|e| e.to_string())?;
                 }
@@ -313,10 +331,17 @@ fn start(args: AgentArgs) -> Result<ExitCode, String> {
     }
 }
 
-/// The node, even if a thread panicked while holding it (the node's state
-/// lives on its own loop, unharmed).
-fn lock(node: &Mutex<Node>) -> MutexGuard<'_, Node> {
-    node.lock().unwrap_or_else(PoisonError::into_inner)
+/// What a metrics scrape shows, read from the node.
+fn metrics_snapshot(node: &Node, control: &ControlStats) -> Result<metrics::Snapshot, String> {
+    let text = |e: NodeError| e.to_string();
+    Ok(metrics::Snapshot {
+        stats: node.stats().map_err(text)?,
+        members: node.member_counts().map_err(text)?,
+        broadcast_queue: node.pending_broadcasts().map_err(text)?,
+        keys: node.keys().map_err(text)?.len(),
+        health_score: node.health_score().map_err(text)?,
+        control: control.by_name(),
+    })
 }
 
 fn forward_signals() -> Result<Receiver<i32>, String> {
@@ -333,7 +358,7 @@ fn forward_signals() -> Result<Receiver<i32>, String> {
     Ok(rx)
 }
 
-fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, String> {
+fn answer(node: &Arc<Node>, request: Request, settings: &Arc<Settings>) -> Result<Reply, String> {
     let mut fields = Map::new();
     let text = |e: NodeError| e.to_string();
     match request {
@@ -404,8 +429,39 @@ fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, S
             install,
             use_key,
             remove,
+            list: true,
+            cluster: true,
+            ..
+        } if install.is_none() && use_key.is_none() && remove.is_none() => {
+            return Ok(cluster_keys_reply(node, KeyOp::List, settings));
+        }
+        Request::Keys {
+            install,
+            use_key,
+            remove,
+            send_plaintext: None,
+            accept_plaintext: None,
+            cluster: true,
+            list: false,
+        } => {
+            let ops = [
+                install.map(|key| KeyOp::Install { key }),
+                use_key.map(|key| KeyOp::Use { key }),
+                remove.map(|key| KeyOp::Remove { key }),
+            ];
+            let mut ops = ops.into_iter().flatten();
+            let (Some(op), None) = (ops.next(), ops.next()) else {
+                return Err("one change at a time (install, use or remove)".into());
+            };
+            return Ok(cluster_keys_reply(node, op, settings));
+        }
+        Request::Keys {
+            install,
+            use_key,
+            remove,
             send_plaintext,
             accept_plaintext,
+            ..
         } => {
             let changes = [
                 install.map(KeysChange::Install),
@@ -481,8 +537,114 @@ fn answer(node: &Node, request: Request, settings: &Settings) -> Result<Reply, S
             node.election(&topic, expire, min, total).map_err(text)?;
         }
         Request::Vote { topic, yes } => node.vote(&topic, yes).map_err(text)?,
+        Request::ForceLeave { node: member } => {
+            node.force_leave(&member).map_err(text)?;
+            log::info!("{}: {member} forced to leave", node.name());
+        }
+        Request::Tags { set, delete } => {
+            let tags = change_tags(node, &set, &delete)?;
+            fields.insert(
+                "tags".into(),
+                json!(tags.into_iter().collect::<Map<_, _>>()),
+            );
+        }
+        Request::Monitor { kinds, json } => {
+            let kinds = kinds
+                .iter()
+                .map(|k| k.parse::<EventKind>().map_err(|e| format!("--kind: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let filter = if kinds.is_empty() {
+                EventFilter::all()
+            } else {
+                EventFilter::kinds(kinds)
+            };
+            // Bounded like every subscription: a slow client loses events
+            // (counted in its subscriber's `dropped`), the node never waits.
+            let events = node.subscribe_filtered(filter);
+            return Ok(Reply::Later(Box::new(move |client| {
+                monitor(&events, !json, client)
+            })));
+        }
     }
     Ok(Reply::Now(fields))
+}
+
+/// How often a monitor with no events to send checks that its client is
+/// still there.
+const MONITOR_HANG_UP_CHECK: Duration = Duration::from_secs(1);
+
+/// Writes each event of `events` to `client` as a line until the client
+/// hangs up (found by a failed write, or by [`MONITOR_HANG_UP_CHECK`]
+/// when there is nothing to write), which ends the subscription.
+fn monitor(
+    events: &Receiver<Event>,
+    human: bool,
+    client: &mut ClientWriter,
+) -> Result<Fields, String> {
+    loop {
+        match events.recv_timeout(MONITOR_HANG_UP_CHECK) {
+            Ok(e) => {
+                if !client.progress(&json!({"line": event_line(&e, human)})) {
+                    return Err("monitor: the client went away".into());
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if client.hung_up() {
+                    return Err("monitor: the client went away".into());
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => return Ok(Fields::new()),
+        }
+    }
+}
+
+/// Sets and deletes this node's tags live (gossiped as its metadata, in
+/// the `k=v,…` syntax query filters and `members --tag` read), keeping
+/// the others in their order: the tags after. With no change, the tags.
+fn change_tags(
+    node: &Node,
+    set: &[String],
+    delete: &[String],
+) -> Result<Vec<(String, Json)>, String> {
+    let meta = node.config().protocol.meta;
+    let mut tags: Vec<(String, String)> = vinery::bus::tags(&meta)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for tag in set {
+        let (key, value) = tag
+            .split_once('=')
+            .ok_or_else(|| format!("--set {tag:?}: expected KEY=VALUE"))?;
+        let bad = |s: &str| s.contains([',', '\n']) || s.trim() != s;
+        if key.is_empty() || bad(key) || bad(value) {
+            return Err(format!(
+                "--set {tag:?}: keys and values cannot hold ',' or newlines, nor start or end \
+                 with spaces, and keys cannot be empty"
+            ));
+        }
+        match tags.iter_mut().find(|(k, _)| k == key) {
+            Some(existing) => existing.1 = value.to_string(),
+            None => tags.push((key.to_string(), value.to_string())),
+        }
+    }
+    tags.retain(|(k, _)| !delete.contains(k));
+    if !set.is_empty() || !delete.is_empty() {
+        let meta = vinery::bus::encode_tags(tags.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        node.set_meta(&meta).map_err(|e| e.to_string())?;
+        log::info!(
+            "{}: tags now {}",
+            node.name(),
+            String::from_utf8_lossy(&meta)
+        );
+    }
+    Ok(tags.into_iter().map(|(k, v)| (k, json!(v))).collect())
+}
+
+/// Runs `op` on every member, on the control client's thread.
+fn cluster_keys_reply(node: &Arc<Node>, op: KeyOp, settings: &Arc<Settings>) -> Reply {
+    let (node, settings) = (node.clone(), settings.clone());
+    Reply::Later(Box::new(move |client| {
+        cluster_keys::run(&node, op, &settings, client)
+    }))
 }
 
 /// A query's filter from the control request's `nodes` and `key=glob`
@@ -524,6 +686,7 @@ fn info(node: &Node, settings: &Settings) -> Result<Fields, String> {
     fields.insert("bound".into(), address(node.local_addr()));
     fields.insert("advertised".into(), address(node.advertise_addr()));
     fields.insert("seeds".into(), json!(config.seeds));
+    fields.insert("metrics".into(), address(settings.metrics));
     fields.insert("peers".into(), Json::Object(by_state));
     fields.insert("keys".into(), control::keyring_json(&protocol.keys));
     fields.insert("send_plaintext".into(), json!(protocol.send_plaintext));
@@ -590,7 +753,10 @@ fn members_matching(
 
 /// The live members a query with `filter` reaches, as this node knows
 /// them: named (if the filter names nodes) and carrying every tag.
-fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<String>, NodeError> {
+pub fn expected_answerers(
+    node: &Node,
+    filter: &QueryFilter,
+) -> Result<BTreeSet<String>, NodeError> {
     Ok(node
         .live_peers()?
         .into_iter()
@@ -606,14 +772,15 @@ fn expected_answerers(node: &Node, filter: &QueryFilter) -> Result<BTreeSet<Stri
 }
 
 /// A query of the control socket, waited for on a thread of its own.
-struct QueryWait {
-    handle: QueryHandle,
+pub struct QueryWait {
+    /// The query.
+    pub handle: QueryHandle,
     /// The nodes whose answers end the wait before the timeout.
-    expected: BTreeSet<String>,
+    pub expected: BTreeSet<String>,
     /// Write each answer to the client as it arrives.
-    stream: bool,
+    pub stream: bool,
     /// A response is enough: acks are neither waited for nor streamed.
-    no_ack: bool,
+    pub no_ack: bool,
 }
 
 impl QueryWait {
@@ -622,7 +789,7 @@ impl QueryWait {
     /// `client` if asked; then the query's id, acks, responses, expected
     /// nodes, those missing, and whether none is. Stops early if the
     /// client is cut off while streaming: nobody would read the answer.
-    fn answer(self, client: &mut ClientWriter) -> Result<Fields, String> {
+    pub fn answer(self, client: &mut ClientWriter) -> Result<Fields, String> {
         let cut_off = |id: &str| format!("query {id}: the client stopped reading its answers");
         let id = self.handle.id().to_string();
         let mut acks: Vec<String> = Vec::new();
@@ -683,9 +850,12 @@ impl QueryWait {
 }
 
 /// One change of `vinery keys`.
-enum KeysChange {
+pub enum KeysChange {
+    /// Install this key (base64).
     Install(String),
+    /// Seal with this installed key (base64).
     Use(String),
+    /// Remove this key (base64).
     Remove(String),
     /// A migration switch turned on or off.
     Plaintext(PlaintextSwitch, bool),
@@ -694,19 +864,31 @@ enum KeysChange {
 /// The two migration switches (`Config::send_plaintext`,
 /// `Config::accept_plaintext`).
 #[derive(Clone, Copy)]
-enum PlaintextSwitch {
+pub enum PlaintextSwitch {
+    /// `send_plaintext`.
     Send,
+    /// `accept_plaintext`.
     Accept,
 }
 
 /// Applies a keyring change or a migration switch, logs it, and saves the
 /// keyring to the keyring file if there is one (the switches are not
 /// saved: a restarted agent takes them from its command line).
-fn change_keys(node: &Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
+pub fn change_keys(node: &Node, change: KeysChange, settings: &Settings) -> Result<(), String> {
     let key = |b64: &str| SecretKey::from_base64(b64).map_err(|e| e.to_string());
     let done = match change {
         KeysChange::Install(k) => {
             let k = key(&k)?;
+            let protocol = node.config().protocol;
+            if protocol.keys.is_empty() && !(protocol.send_plaintext && protocol.accept_plaintext) {
+                return Err(
+                    "this node has no keys: the first one would become its primary and \
+                     cut it off from the plaintext cluster; first turn on both migration \
+                     switches on every agent (vinery keys --send-plaintext on, then \
+                     --accept-plaintext on)"
+                        .into(),
+                );
+            }
             let print = k.fingerprint();
             node.install_key(k)
                 .map(|()| format!("installed key {print}"))

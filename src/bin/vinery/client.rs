@@ -337,6 +337,10 @@ pub struct KeysArgs {
     /// or drop it (off).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off, group = "action")]
     accept_plaintext: Option<bool>,
+    /// Install, use, remove or list on this agent only [default: on every
+    /// live member; the migration switches are always this agent's].
+    #[arg(long)]
+    local: bool,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -462,14 +466,48 @@ pub fn kv(args: KvArgs) -> ExitCode {
 /// Runs `vinery keys`.
 pub fn keys(args: KeysArgs) -> ExitCode {
     let b64 = |k: Option<SecretKey>| k.map(|k| k.to_base64());
+    let switch = args.send_plaintext.is_some() || args.accept_plaintext.is_some();
     let request = Request::Keys {
         install: b64(args.install),
         use_key: b64(args.use_key),
         remove: b64(args.remove),
         send_plaintext: args.send_plaintext,
         accept_plaintext: args.accept_plaintext,
+        cluster: !args.local && !switch,
+        list: args.list,
     };
-    run(args.client, request, keyring_lines)
+    run(args.client, request, |answer| {
+        if answer.get("summary").is_some() {
+            cluster_keys_lines(answer)
+        } else {
+            keyring_lines(answer)
+        }
+    })
+}
+
+/// A cluster-wide `vinery keys`: the summary, then each key with the
+/// nodes holding it (and sealing with it).
+fn cluster_keys_lines(answer: &Json) -> String {
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    let mut holders: std::collections::BTreeMap<String, (Vec<String>, usize)> =
+        std::collections::BTreeMap::new();
+    for r in &results {
+        for k in r["keys"].as_array().into_iter().flatten() {
+            let entry = holders.entry(text(&k["fingerprint"])).or_default();
+            entry.0.push(text(&r["node"]));
+            entry.1 += usize::from(k["primary"] == true);
+        }
+    }
+    let mut lines = vec![text(&answer["summary"])];
+    for (print, (nodes, primary)) in holders {
+        lines.push(format!(
+            "{print}  held by {}/{} ({primary} seal with it): {}",
+            nodes.len(),
+            results.len(),
+            nodes.join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 /// Runs `vinery event`: prints the event's id.
@@ -525,6 +563,89 @@ pub fn vote(args: VoteArgs) -> ExitCode {
     run_with(args.client, request, move |_| {
         format!("voted {vote} on {topic}")
     })
+}
+
+/// Arguments of `vinery force-leave`.
+#[derive(Debug, Args)]
+pub struct ForceLeaveArgs {
+    /// The failed member's name. (Not `name`: that is the `--name` flag's
+    /// id.)
+    #[arg(value_name = "NAME")]
+    member: String,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery force-leave`.
+pub fn force_leave(args: ForceLeaveArgs) -> ExitCode {
+    let member = args.member.clone();
+    let request = Request::ForceLeave { node: args.member };
+    run_with(args.client, request, move |_| {
+        format!("{member} marked as left; every member hears it through gossip")
+    })
+}
+
+/// Arguments of `vinery tags`.
+#[derive(Debug, Args)]
+pub struct TagsArgs {
+    /// Set a tag, e.g. role=db (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Delete a tag (repeatable).
+    #[arg(long = "delete", value_name = "KEY")]
+    delete: Vec<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Runs `vinery tags`: the agent's tags after the change, one `key=value`
+/// a line.
+pub fn tags(args: TagsArgs) -> ExitCode {
+    let request = Request::Tags {
+        set: args.set,
+        delete: args.delete,
+    };
+    run(args.client, request, |answer| {
+        let tags = answer["tags"].as_object().cloned().unwrap_or_default();
+        let lines: Vec<String> = tags
+            .iter()
+            .map(|(k, v)| format!("{k}={}", text(v)))
+            .collect();
+        lines.join("\n")
+    })
+}
+
+/// Arguments of `vinery monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// Only events of this kind, e.g. member_failed, user_event
+    /// (repeatable) [default: every kind].
+    #[arg(long = "kind", value_name = "KIND", value_parser = parse_event_kind)]
+    kinds: Vec<vinery::EventKind>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+fn parse_event_kind(s: &str) -> Result<vinery::EventKind, String> {
+    s.parse()
+}
+
+/// Runs `vinery monitor`: the agent's event lines as they happen (JSON
+/// objects with `--json`, as the agent's own `--json` prints them) until
+/// interrupted or the agent exits.
+pub fn monitor(mut args: MonitorArgs) -> ExitCode {
+    let request = Request::Monitor {
+        kinds: args.kinds.iter().map(|k| k.name().to_string()).collect(),
+        json: args.client.json,
+    };
+    // The agent makes the lines JSON or not: each is printed as it comes.
+    args.client.json = false;
+    run_streaming(
+        args.client,
+        request,
+        |line| text(&line["line"]),
+        |_| "the agent stopped".to_string(),
+    )
 }
 
 /// One answer to `vinery query` as it arrives: `ack  b`, or

@@ -16,7 +16,11 @@
 //! `{"cmd":"keys"}` (list) or `{"cmd":"keys","install":"BASE64"}` (also
 //! `use`, `remove`, or a migration switch: `"send_plaintext":false`,
 //! `"accept_plaintext":false`; one change per request; the answer lists
-//! the keyring and both switches).
+//! the keyring and both switches). With `"cluster":true`, `install`,
+//! `use`, `remove` or `"list":true` act on every live member and answer
+//! `{"ok":true,"summary":"3/3 nodes installed key ab12cd34","results":
+//! [{"node":"a","ok":true,"keys":[…]},…],"missing":[]}`; a node's failure
+//! or silence makes it `{"ok":false,"error":…}` naming them.
 //!
 //! The event bus: `{"cmd":"event","name":"deploy","payload":"v2",
 //! "duration_ms":30000,"coalesce":false}` → `{"ok":true,"id":"a/17",
@@ -33,7 +37,12 @@
 //! `{"event":"query_response","from":"b","payload":"…"}`, and the line
 //! with `ok` ends the answer. `{"cmd":"election","topic":"t","expire_ms":30000,
 //! "min":2,"total":3}` and `{"cmd":"vote","topic":"t","yes":true}` →
-//! `{"ok":true}`. Payloads are text; a response that is not UTF-8 also
+//! `{"ok":true}`. `{"cmd":"tags","set":["role=db"],"delete":["zone"]}`
+//! (both optional: none lists) → `{"ok":true,"tags":{"role":"db"}}`.
+//! `{"cmd":"monitor","kinds":["member_joined"],"json":false}`
+//! (`kinds` optional: every kind) streams the agent's event lines as
+//! `{"line":"member_joined    b …"}` until the client hangs up (no line
+//! with `ok` comes, unless the agent refuses the request). Payloads are text; a response that is not UTF-8 also
 //! comes as `payload_base64`.
 //!
 //! A response is `{"ok":true, …}` with the command's fields, or
@@ -55,7 +64,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value as Json};
 use vinery::runtime::{KeyEntry, NodeStats};
 use vinery::security::SecretKey;
-use vinery::Member;
+use vinery::{Member, Stats};
 
 /// One command to a running agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +146,13 @@ pub enum Request {
         /// Migration switch: with keys, keep accepting plaintext.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         accept_plaintext: Option<bool>,
+        /// Install, use, remove or list on every live member (through
+        /// the internal query `_vinery.keys`), not just this agent.
+        #[serde(default, skip_serializing_if = "is_false")]
+        cluster: bool,
+        /// With `cluster` and no change: list every member's keyring.
+        #[serde(default, skip_serializing_if = "is_false")]
+        list: bool,
     },
     /// Say a user event to every other node.
     Event {
@@ -195,6 +211,32 @@ pub enum Request {
         /// Yes or no.
         yes: bool,
     },
+    /// Mark a failed member as left, cluster-wide.
+    ForceLeave {
+        /// The member's name.
+        node: String,
+    },
+    /// This node's tags (its metadata as `k=v,…`): list them, or change
+    /// them live (gossiped to every member) and list the result.
+    Tags {
+        /// Tags to set, each `key=value`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        set: Vec<String>,
+        /// Tag keys to delete.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        delete: Vec<String>,
+    },
+    /// Stream the agent's events, each line as the agent prints it, until
+    /// the client hangs up.
+    Monitor {
+        /// Only events of these kinds (`member_joined`, `user_event`…;
+        /// empty: every kind).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        kinds: Vec<String>,
+        /// The lines as the agent's `--json` prints them.
+        #[serde(default, skip_serializing_if = "is_false")]
+        json: bool,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -207,13 +249,14 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(60);
 
 impl Request {
     /// How long the client waits for the agent's answer: a query is
-    /// answered after its timeout.
-    pub fn answer_within(&self) -> Duration {
+    /// answered after its timeout, a monitor never (none: no limit).
+    pub fn answer_within(&self) -> Option<Duration> {
         match self {
             Request::Query { timeout_ms, .. } => {
-                ANSWER_WITHIN.saturating_add(Duration::from_millis(*timeout_ms))
+                Some(ANSWER_WITHIN.saturating_add(Duration::from_millis(*timeout_ms)))
             }
-            _ => ANSWER_WITHIN,
+            Request::Monitor { .. } => None,
+            _ => Some(ANSWER_WITHIN),
         }
     }
 }
@@ -270,7 +313,7 @@ pub fn call(
     let fail = |what: &str, e: io::Error| format!("{what} {}: {e}", path.display());
     let mut stream = UnixStream::connect(path).map_err(|e| fail("cannot connect to", e))?;
     stream
-        .set_read_timeout(Some(request.answer_within()))
+        .set_read_timeout(request.answer_within())
         .map_err(|e| fail("cannot use", e))?;
     let line = serde_json::to_string(request).expect("requests serialize");
     // A busy agent answers and hangs up before reading: its answer says
@@ -376,59 +419,177 @@ fn per_kind<'a>(counters: impl Iterator<Item = (&'a str, u64)>) -> Json {
     Json::Object(counters.map(|(k, n)| (k.to_string(), json!(n))).collect())
 }
 
+/// The endpoint's counters that are one number each, by name, with what
+/// they count (for `stats` and the metrics' help lines); the per-kind
+/// counters and the drops by reason are the others.
+pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 25] {
+    // Naming every field: a new counter fails to compile here until it
+    // is listed.
+    let Stats {
+        packets_in,
+        bytes_in,
+        packets_out,
+        bytes_out,
+        probes,
+        indirect_probes,
+        failed_probes,
+        suspicions,
+        refutations,
+        deaths_declared,
+        syncs_started,
+        syncs_answered,
+        suspicions_vetoed,
+        kv_entries_applied,
+        kv_pulls,
+        kv_pulls_answered,
+        kv_resets,
+        kv_overflows,
+        bus_items_new,
+        bus_duplicates,
+        bus_wants,
+        bus_served,
+        bus_packets_out,
+        kv_generation_refutations,
+        events_coalesced,
+        messages_in: _,
+        messages_out: _,
+        message_bytes_out: _,
+        drops: _,
+    } = e;
+    [
+        (
+            "packets_in",
+            *packets_in,
+            "Datagrams received (accepted or not).",
+        ),
+        ("bytes_in", *bytes_in, "Bytes received."),
+        ("packets_out", *packets_out, "Datagrams sent."),
+        ("bytes_out", *bytes_out, "Bytes sent (UDP payload)."),
+        ("probes", *probes, "Probes started."),
+        (
+            "indirect_probes",
+            *indirect_probes,
+            "Probes that fell back to ping-req.",
+        ),
+        (
+            "failed_probes",
+            *failed_probes,
+            "Probes that failed and raised a suspicion.",
+        ),
+        (
+            "suspicions",
+            *suspicions,
+            "Members this node started suspecting.",
+        ),
+        (
+            "refutations",
+            *refutations,
+            "Suspicions of this node that it refuted.",
+        ),
+        (
+            "deaths_declared",
+            *deaths_declared,
+            "Members this node declared dead.",
+        ),
+        (
+            "syncs_started",
+            *syncs_started,
+            "Anti-entropy exchanges this node started.",
+        ),
+        (
+            "syncs_answered",
+            *syncs_answered,
+            "Anti-entropy requests this node answered.",
+        ),
+        (
+            "suspicions_vetoed",
+            *suspicions_vetoed,
+            "Failed probes whose suspicion phi vetoed.",
+        ),
+        (
+            "kv_entries_applied",
+            *kv_entries_applied,
+            "Key/value entries of other nodes applied.",
+        ),
+        ("kv_pulls", *kv_pulls, "Key/value digests this node sent."),
+        (
+            "kv_pulls_answered",
+            *kv_pulls_answered,
+            "Key/value digests this node answered.",
+        ),
+        (
+            "kv_resets",
+            *kv_resets,
+            "Replicas reset for being behind a tombstone horizon.",
+        ),
+        (
+            "kv_generation_refutations",
+            *kv_generation_refutations,
+            "Times this node found state of a previous life and moved to a new generation.",
+        ),
+        (
+            "kv_overflows",
+            *kv_overflows,
+            "Gossip intervals that overflowed (push rate halved).",
+        ),
+        (
+            "bus_items_new",
+            *bus_items_new,
+            "Bus items received for the first tim*",
+        ),
+        (
+            "bus_duplicates",
+            *bus_duplicates,
+            "Bus items received again.",
+        ),
+        ("bus_wants", *bus_wants, "Bus item ids this node pulled."),
+        (
+            "bus_served",
+            *bus_served,
+            "Bus items this node sent in answer to pulls.",
+        ),
+        (
+            "bus_packets_out",
+            *bus_packets_out,
+            "Datagrams sent carrying only bus traffic.",
+        ),
+        (
+            "events_coalesced",
+            *events_coalesced,
+            "Coalesced events superseded before delivery.",
+        ),
+    ]
+}
+
 /// Every counter as JSON: `endpoint` (the protocol's) and `runtime`.
 pub fn stats_json(s: &NodeStats) -> Json {
     let e = &s.endpoint;
     let r = &s.runtime;
-    json!({
-        "endpoint": {
-            "packets_in": e.packets_in,
-            "bytes_in": e.bytes_in,
-            "packets_out": e.packets_out,
-            "bytes_out": e.bytes_out,
-            "messages_in": per_kind(e.messages_in.nonzero()),
-            "messages_out": per_kind(e.messages_out.nonzero()),
-            "message_bytes_out": per_kind(e.message_bytes_out.nonzero()),
-            "drops": e.drops,
-            "probes": e.probes,
-            "indirect_probes": e.indirect_probes,
-            "failed_probes": e.failed_probes,
-            "suspicions": e.suspicions,
-            "refutations": e.refutations,
-            "deaths_declared": e.deaths_declared,
-            "syncs_started": e.syncs_started,
-            "syncs_answered": e.syncs_answered,
-            "suspicions_vetoed": e.suspicions_vetoed,
-            "kv_entries_applied": e.kv_entries_applied,
-            "kv_pulls": e.kv_pulls,
-            "kv_pulls_answered": e.kv_pulls_answered,
-            "kv_resets": e.kv_resets,
-            "kv_generation_refutations": e.kv_generation_refutations,
-            "kv_overflows": e.kv_overflows,
-            "bus_items_new": e.bus_items_new,
-            "bus_duplicates": e.bus_duplicates,
-            "bus_wants": e.bus_wants,
-            "bus_served": e.bus_served,
-            "bus_packets_out": e.bus_packets_out,
-            "events_coalesced": e.events_coalesced,
-        },
-        "runtime": {
-            "send_errors": r.send_errors,
-            "send_queue_drops": r.send_queue_drops,
-            "recv_errors": r.recv_errors,
-            "resolve_failures": r.resolve_failures,
-            "recv_buffer": r.recv_buffer,
-            "send_buffer": r.send_buffer,
-            "events": r.events,
-            "query_handler_drops": r.query_handler_drops,
-            "query_handler_failures": r.query_handler_failures,
-            "subscribers": r.subscribers.iter().map(|s| json!({
-                "id": s.id,
-                "delivered": s.delivered,
-                "dropped": s.dropped,
-            })).collect::<Vec<_>>(),
-        },
-    })
+    let mut endpoint: Map<String, Json> = endpoint_counters(e)
+        .into_iter()
+        .map(|(name, n, _)| (name.to_string(), json!(n)))
+        .collect();
+    endpoint.insert("messages_in".into(), per_kind(e.messages_in.nonzero()));
+    endpoint.insert("messages_out".into(), per_kind(e.messages_out.nonzero()));
+    endpoint.insert(
+        "message_bytes_out".into(),
+        per_kind(e.message_bytes_out.nonzero()),
+    );
+    endpoint.insert("drops".into(), json!(e.drops));
+    let mut runtime: Map<String, Json> = r
+        .by_name()
+        .into_iter()
+        .map(|(name, n)| (name.to_string(), json!(n)))
+        .collect();
+    let subscribers = r.subscribers.iter().map(|s| {
+        json!({
+            "id": s.id,
+            "delivered": s.delivered,
+            "dropped": s.dropped,
+        })
+    });
+    runtime.insert("subscribers".into(), subscribers.collect());
+    json!({"endpoint": endpoint, "runtime": runtime})
 }
 
 /// The default node name: the host name (so that `vinery members` on a

@@ -75,17 +75,52 @@ pub struct ControlStats {
 }
 
 impl ControlStats {
+    /// Every counter by name, with what it counts (for `stats` and the
+    /// metrics' help lines).
+    pub fn by_name(&self) -> [(&'static str, u64, &'static str); 6] {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (
+                "connections",
+                n(&self.connections),
+                "Control connections accepted.",
+            ),
+            (
+                "refused_busy",
+                n(&self.refused_busy),
+                "Control connections refused: too many open.",
+            ),
+            (
+                "request_timeouts",
+                n(&self.request_timeouts),
+                "Control clients cut off: no whole request in time.",
+            ),
+            (
+                "requests_too_long",
+                n(&self.requests_too_long),
+                "Control clients cut off: request line too long.",
+            ),
+            (
+                "bad_requests",
+                n(&self.bad_requests),
+                "Control requests that did not parse.",
+            ),
+            (
+                "answer_timeouts",
+                n(&self.answer_timeouts),
+                "Control clients cut off: answer not taken in time.",
+            ),
+        ]
+    }
+
     /// The counters as JSON.
     pub fn json(&self) -> Json {
-        let n = |c: &AtomicU64| json!(c.load(Ordering::Relaxed));
-        json!({
-            "connections": n(&self.connections),
-            "refused_busy": n(&self.refused_busy),
-            "request_timeouts": n(&self.request_timeouts),
-            "requests_too_long": n(&self.requests_too_long),
-            "bad_requests": n(&self.bad_requests),
-            "answer_timeouts": n(&self.answer_timeouts),
-        })
+        let counters = self.by_name().into_iter();
+        Json::Object(
+            counters
+                .map(|(name, n, _)| (name.into(), json!(n)))
+                .collect(),
+        )
     }
 }
 
@@ -255,6 +290,26 @@ impl<'a> ClientWriter<'a> {
         self.write(&control::json_line(line))
     }
 
+    /// Whether the client hung up (or was cut off): how an answer with
+    /// nothing to write for a while notices that nobody waits for it.
+    pub fn hung_up(&mut self) -> bool {
+        if !self.cut_off {
+            let mut byte = [0u8; 1];
+            // A peek that never waits: end of stream means gone; a client
+            // sending more after its request is still there.
+            let peeked = self
+                .stream
+                .set_nonblocking(true)
+                .and_then(|()| self.stream.read(&mut byte));
+            let _ = self.stream.set_nonblocking(false);
+            self.cut_off = match peeked {
+                Ok(n) => n == 0,
+                Err(e) => !is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
+            };
+        }
+        self.cut_off
+    }
+
     /// Writes the answer (the line with `ok`), unless the client was cut
     /// off.
     fn answer(mut self, result: Result<Fields, String>) {
@@ -325,14 +380,37 @@ fn read_request(stream: &mut UnixStream) -> Result<Request, Unread> {
     serde_json::from_slice(&line).map_err(|e| Unread::Bad(e.to_string()))
 }
 
+/// A stream whose writes can be given a timeout (the control socket's,
+/// and the metrics server's).
+pub trait TimedWrite: Write {
+    /// Writes fail with a timeout after `limit`.
+    fn limit_writes(&self, limit: Duration) -> io::Result<()>;
+}
+
+impl TimedWrite for UnixStream {
+    fn limit_writes(&self, limit: Duration) -> io::Result<()> {
+        self.set_write_timeout(Some(limit))
+    }
+}
+
+impl TimedWrite for std::net::TcpStream {
+    fn limit_writes(&self, limit: Duration) -> io::Result<()> {
+        self.set_write_timeout(Some(limit))
+    }
+}
+
 /// Writes all of `bytes` before `deadline`, or fails with a timeout.
-fn write_within(stream: &mut UnixStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+pub fn write_within(
+    stream: &mut impl TimedWrite,
+    mut bytes: &[u8],
+    deadline: Instant,
+) -> io::Result<()> {
     while !bytes.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        stream.set_write_timeout(Some(left))?;
+        stream.limit_writes(left)?;
         match stream.write(bytes) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => bytes = &bytes[n..],

@@ -32,12 +32,20 @@ use std::time::SystemTime;
 use serde_json::{json, Map, Value as Json};
 use vinery::Event;
 
+use crate::cluster_keys::KEYS_QUERY;
 use crate::control;
 
 /// Prints `e` on stdout as one line.
 pub fn print_event(e: &Event, human: bool) {
+    let line = event_line(e, human);
+    // stdout closed (piped into `head`): the agent keeps running.
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// `e` as the one line the agent prints (for people, or JSON).
+pub fn event_line(e: &Event, human: bool) -> String {
     let time_ms = control::millis_since_epoch(SystemTime::now());
-    let line = match (e.member(), human) {
+    match (e.member(), human) {
         (Some(m), true) => format!(
             "{:<16} {} {} {} incarnation {}",
             e.kind(),
@@ -55,9 +63,7 @@ pub fn print_event(e: &Event, human: bool) {
             Some(fields) => json_line(e.kind().name(), time_ms, &fields),
             None => key_event_line(e, human, time_ms),
         },
-    };
-    // stdout closed (piped into `head`): the agent keeps running.
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
 /// A key event as a line: `key_updated node key=value (v3)`, or JSON.
@@ -130,7 +136,15 @@ fn bus_fields(e: &Event) -> Option<Vec<(&'static str, Field<'_>)>> {
             ("from", Word(from)),
             ("id", Id(id.to_string())),
             ("lamport", Number(*lamport)),
-            ("payload", Bytes(payload)),
+            // The agents' keyring requests carry keys: never printed.
+            (
+                "payload",
+                Bytes(if name == KEYS_QUERY {
+                    b"(keyring request)"
+                } else {
+                    payload
+                }),
+            ),
         ],
         Event::QueryAck { id, from } => vec![("id", Id(id.to_string())), ("from", Word(from))],
         Event::QueryResponse { id, from, payload } => vec![
@@ -256,6 +270,25 @@ mod tests {
         assert_eq!(word("two words"), r#""two words""#);
         assert_eq!(word("a,b"), r#""a,b""#);
         assert_eq!(word(""), r#""""#);
+    }
+
+    #[test]
+    fn keyring_requests_are_printed_without_their_keys() {
+        let e = Event::Query {
+            id: vinery::QueryId {
+                origin: "a".into(),
+                seq: 3,
+            },
+            from: "a".into(),
+            name: KEYS_QUERY.into(),
+            payload: br#"{"op":"install","key":"SECRET"}"#.to_vec(),
+            lamport: 1,
+        };
+        for human in [true, false] {
+            let line = event_line(&e, human);
+            assert!(!line.contains("SECRET"), "{line}");
+            assert!(line.contains("keyring request"), "{line}");
+        }
     }
 
     #[test]

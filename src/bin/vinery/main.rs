@@ -4,12 +4,12 @@
 //! lives in `sim_cmd.rs`, `agent` (a node with a control socket) in
 //! `agent.rs`, `keygen` in `keys_cmd.rs`; the client commands talking to a
 //! running agent (`members`, `stats`, `leave`, `join`, `info`, `get`,
-//! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`)
+//! `set`, `delete`, `kv`, `keys`, `event`, `query`, `election`, `vote`, `force-leave`, `tags`, `monitor`)
 //! share `client.rs`,
 //! and the control socket's protocol is `control.rs`, its serving in the
 //! agent `control_server.rs`. The agent's output lines are
 //! `event_lines.rs`, its query answering `answer.rs`, its watch over a
-//! join nobody answers `join_watch.rs`, its log lines `logger.rs`, its
+//! join nobody answers `join_watch.rs`, its log lines `logger.rs`, its metrics server `metrics.rs`, its
 //! keys' sources `keyfile.rs`, its configuration errors `config_flags.rs`.
 //! A new client command adds a variant to [`Command`], a
 //! [`control::Request`], its handling in the agent and a renderer.
@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand};
 mod agent;
 mod answer;
 mod client;
+mod cluster_keys;
 mod config_flags;
 mod control;
 mod control_server;
@@ -32,6 +33,7 @@ mod join_watch;
 mod keyfile;
 mod keys_cmd;
 mod logger;
+mod metrics;
 mod plot;
 mod sim_cmd;
 
@@ -89,6 +91,15 @@ enum Command {
     Election(client::ElectionArgs),
     /// Vote yes or no on the live election on a topic.
     Vote(client::VoteArgs),
+    /// Mark a failed member as left on every node, so that it is no
+    /// longer listed as failed (refused for a member alive).
+    ForceLeave(client::ForceLeaveArgs),
+    /// List or change a running agent's tags live (--set K=V, --delete K);
+    /// every member sees them.
+    Tags(client::TagsArgs),
+    /// Print a running agent's events as it prints them, as they happen,
+    /// until interrupted.
+    Monitor(client::MonitorArgs),
 }
 
 fn main() -> ExitCode {
@@ -111,6 +122,9 @@ fn main() -> ExitCode {
         Command::Query(args) => client::query(args),
         Command::Election(args) => client::election(args),
         Command::Vote(args) => client::vote(args),
+        Command::ForceLeave(args) => client::force_leave(args),
+        Command::Tags(args) => client::tags(args),
+        Command::Monitor(args) => client::monitor(args),
     }
 }
 
