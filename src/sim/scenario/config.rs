@@ -71,11 +71,26 @@ pub enum Scenario {
     /// late (see [`SlowConfig`](crate::sim::SlowConfig)) while a few healthy
     /// nodes crash; healthy nodes declared Dead, and detection times.
     Slow,
+    /// A share ([`ScenarioConfig::jitter`]) of the nodes get a mean
+    /// [`ScenarioConfig::jitter_delay`] of extra delay on all their links;
+    /// a healthy node crashes at half time. False alarms, cost, detection.
+    Jitter,
+    /// One node hears nobody but can send (the partial-fault figures of
+    /// `jitter`).
+    Deaf,
+    /// One node is cut from half of the cluster, both ways.
+    Half,
+    /// One node's datagrams to half of the cluster are lost.
+    Mute,
+    /// One node loses 30% of its datagrams on all its links.
+    LossyNode,
+    /// One node's links go down and up every few seconds.
+    Flap,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::Join,
         Scenario::Fail,
         Scenario::Loss,
@@ -85,6 +100,12 @@ impl Scenario {
         Scenario::Kv,
         Scenario::Churn,
         Scenario::Slow,
+        Scenario::Jitter,
+        Scenario::Deaf,
+        Scenario::Half,
+        Scenario::Mute,
+        Scenario::LossyNode,
+        Scenario::Flap,
     ];
 
     /// Its lowercase name, as on the command line.
@@ -99,6 +120,12 @@ impl Scenario {
             Scenario::Kv => "kv",
             Scenario::Churn => "churn",
             Scenario::Slow => "slow",
+            Scenario::Jitter => "jitter",
+            Scenario::Deaf => "deaf",
+            Scenario::Half => "half",
+            Scenario::Mute => "mute",
+            Scenario::LossyNode => "lossy-node",
+            Scenario::Flap => "flap",
         }
     }
 
@@ -124,6 +151,20 @@ impl Scenario {
                 "detect_s",
                 "detect_s_max",
             ],
+            Scenario::Jitter
+            | Scenario::Deaf
+            | Scenario::Half
+            | Scenario::Mute
+            | Scenario::LossyNode
+            | Scenario::Flap => &[
+                "suspect_events",
+                "suspect_events_faulty",
+                "false_dead",
+                "faulty_dead",
+                "own_view_dead",
+                "bytes_per_node_s",
+                "all_dead_s",
+            ],
         }
     }
 
@@ -135,7 +176,13 @@ impl Scenario {
     pub fn default_duration(self) -> Option<Duration> {
         match self {
             Scenario::Loss | Scenario::Slow => Some(Duration::from_secs(600)),
-            Scenario::Churn => Some(Duration::from_secs(300)),
+            Scenario::Churn
+            | Scenario::Jitter
+            | Scenario::Deaf
+            | Scenario::Half
+            | Scenario::Mute
+            | Scenario::LossyNode
+            | Scenario::Flap => Some(Duration::from_secs(300)),
             Scenario::Load | Scenario::Part => Some(Duration::from_secs(60)),
             Scenario::Join | Scenario::Fail | Scenario::Pause | Scenario::Kv => None,
         }
@@ -260,6 +307,11 @@ pub struct ScenarioConfig {
     /// per input ([`SlowConfig::around`](crate::sim::SlowConfig::around)).
     /// Default 0.5 s to 3 s.
     pub slow_delay: (Duration, Duration),
+    /// Share of the nodes `jitter` delays. Default 0.1.
+    pub jitter: f64,
+    /// Mean of the exponential extra one-way delay on every link of
+    /// `jitter`'s delayed nodes. Default 250 ms.
+    pub jitter_delay: Duration,
     /// The network. Default: the profile's ([`Profile::network`]).
     pub network: NetworkConfig,
     /// Upper bound on the wait for the initial convergence. Default 120 s.
@@ -283,6 +335,8 @@ impl ScenarioConfig {
             churn: 0.1,
             slow: 0.1,
             slow_delay: (Duration::from_millis(500), Duration::from_secs(3)),
+            jitter: 0.1,
+            jitter_delay: Duration::from_millis(250),
             network: Profile::Lan.network(),
             join_timeout: Duration::from_secs(120),
         }
@@ -320,6 +374,12 @@ impl ScenarioConfig {
     /// of the cluster, rounded, and at least one when the share is not 0.
     pub fn slow_count(&self) -> usize {
         share(self.nodes, self.slow)
+    }
+
+    /// How many nodes `jitter` delays (rounded like
+    /// [`ScenarioConfig::slow_count`]).
+    pub fn jitter_count(&self) -> usize {
+        share(self.nodes, self.jitter)
     }
 
     /// How many nodes `churn` restarts each minute (rounded like
@@ -386,6 +446,16 @@ impl ScenarioConfig {
         }
         if !(0.0..1.0).contains(&self.churn) {
             return Err(format!("churn must be in 0.0..1.0, got {}", self.churn));
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(format!("jitter must be in 0.0..1.0, got {}", self.jitter));
+        }
+        if self.scenario == Scenario::Jitter && self.jitter_count() + 2 > self.nodes {
+            return Err(format!(
+                "jitter delays {} of {} nodes: keep the seed and one more healthy node",
+                self.jitter_count(),
+                self.nodes
+            ));
         }
         if !(0.0..1.0).contains(&self.slow) {
             return Err(format!("slow must be in 0.0..1.0, got {}", self.slow));

@@ -18,6 +18,7 @@
 //! | `kv` | at steady state, random nodes write a key one after the other | `p99_s`, `all_s`, `write_bytes_per_node` |
 //! | `churn` | a share of the nodes restart every minute; nodes write and delete keys | `stale_members`, `resurrected_keys`, `missing_keys` |
 //! | `slow` | some nodes handle everything late (CPU-starved); a few healthy nodes crash | `false_dead`, `false_suspect`, `detect_s` |
+//! | `jitter`, `deaf`, `half`, `mute`, `lossy-node`, `flap` | a few nodes with a partial fault (slow links, deafness, cut from half, mute to half, 30% loss, flapping links); a healthy node crashes at half time | `suspect_events`, `false_dead`, `own_view_dead`, `bytes_per_node_s`, `all_dead_s` |
 //!
 //! [`Variant`] switches Lifeguard and the phi veto off, for the ablation
 //! (`swim` / `lifeguard` / `full`).
@@ -35,6 +36,8 @@
 //! | `report.rs` | [`Report`], [`Figure`], [`Value`] |
 //! | `harness.rs` | the `Run` every scenario runs in, [`Progress`] |
 //! | `join.rs`, `fail.rs`, `loss.rs`, `load.rs`, `part.rs`, `pause.rs`, `kv.rs`, `churn.rs`, `slow.rs` | one scenario each |
+//! | `degraded.rs` | what the partial-fault scenarios share |
+//! | `jitter.rs`, `deaf.rs`, `half.rs`, `mute.rs`, `lossy_node.rs`, `flap.rs` | one partial fault each |
 //!
 //! This file only picks the scenario and adds the figures every report
 //! carries.
@@ -43,12 +46,19 @@ use std::time::Instant;
 
 mod churn;
 mod config;
+mod deaf;
+mod degraded;
 mod fail;
+mod flap;
+mod half;
 mod harness;
+mod jitter;
 mod join;
 mod kv;
 mod load;
 mod loss;
+mod lossy_node;
+mod mute;
 mod part;
 mod pause;
 mod report;
@@ -82,6 +92,12 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
         Scenario::Kv => run.kv(),
         Scenario::Churn => run.churn(),
         Scenario::Slow => run.slow(),
+        Scenario::Jitter => run.jitter(),
+        Scenario::Deaf => run.deaf(),
+        Scenario::Half => run.half(),
+        Scenario::Mute => run.mute(),
+        Scenario::LossyNode => run.lossy_node(),
+        Scenario::Flap => run.flap(),
     };
     let s = run.sim.stats().clone();
     run.fig(
