@@ -200,7 +200,8 @@ pub enum Variant {
     Swim,
     /// SWIM with Lifeguard, without the phi veto.
     Lifeguard,
-    /// Lifeguard and the phi veto: the shipped configuration.
+    /// Lifeguard, the phi veto and local confirmation of suspicions
+    /// ([`Config::confirm_suspicion`]): the shipped configuration.
     #[default]
     Full,
 }
@@ -218,10 +219,12 @@ impl Variant {
         }
     }
 
-    /// Sets [`Config::lifeguard`] and [`Config::phi`] for this variant.
+    /// Sets [`Config::lifeguard`], [`Config::phi`] and
+    /// [`Config::confirm_suspicion`] for this variant.
     pub fn apply(self, config: &mut Config) {
         config.lifeguard = self != Variant::Swim;
         config.phi = self == Variant::Full;
+        config.confirm_suspicion = self == Variant::Full;
     }
 }
 
