@@ -114,6 +114,14 @@ pub struct Config {
     /// Phi-accrual switch: vetoes a suspicion while evidence of life is
     /// still arriving on the member's usual rhythm. Default: on.
     pub phi: bool,
+    /// Suspect locally, then confirm: a failed probe's suspicion is kept to
+    /// this node and the member probed again next interval; only if that
+    /// probe fails too (and this node heard some ack or nack meanwhile, so
+    /// it is not itself cut off) is the suspicion gossiped, with its timer
+    /// started at the first failure. Jitter, loss and late acks then cost
+    /// one extra probe instead of a cluster-wide suspicion and refutation.
+    /// Default: on.
+    pub confirm_suspicion: bool,
     /// Phi above which evidence is considered overdue. Default: 8.
     pub phi_threshold: f64,
     /// Inter-arrival times kept per member. Default: 100.
@@ -223,6 +231,7 @@ impl Config {
             kv_round_budget: 16 * 1024,
             kv_push_rate: 32,
             phi: true,
+            confirm_suspicion: true,
             phi_threshold: 8.0,
             phi_window: 100,
             phi_min_std_dev: Duration::from_millis(100),

@@ -76,6 +76,12 @@ pub struct Stats {
     pub syncs_answered: u64,
     /// Failed probes whose suspicion phi vetoed (fresh evidence of life).
     pub suspicions_vetoed: u64,
+    /// Failed probes whose suspicion this node held back for a confirming
+    /// probe ([`Config::confirm_suspicion`](crate::Config::confirm_suspicion)).
+    pub suspicions_held: u64,
+    /// Held suspicions dropped because this node heard nobody while
+    /// confirming them (it is more likely the one cut off).
+    pub suspicions_withheld: u64,
     /// Key/value entries of other nodes applied.
     pub kv_entries_applied: u64,
     /// Key/value digests this node sent (pulls).

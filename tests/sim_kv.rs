@@ -418,6 +418,9 @@ fn one_way_loss(phi: bool) -> (usize, u64, Sim, Vec<NodeId>) {
     let config = Config {
         indirect_checks: 0,
         phi,
+        // Isolates the phi veto: a held suspicion would also end on X's
+        // heartbeat (evidence of life), hiding whether phi vetoed.
+        confirm_suspicion: false,
         ..Config::lan()
     };
     let mut sim = Sim::new(18, NetworkConfig::ideal());

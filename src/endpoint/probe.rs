@@ -228,8 +228,37 @@ impl Endpoint {
             self.reprobe = Some(p.target);
             return;
         }
+        let mut since = now;
+        if rec.state == MemberState::Alive && self.config.confirm_suspicion {
+            match self.phi.take_held(p.target) {
+                None => {
+                    // Keep it to ourselves and probe the member again next
+                    // interval: a late ack or a lost datagram ends it here.
+                    self.out.stats.suspicions_held += 1;
+                    self.phi.hold(p.target, now, self.out.stats.packets_in);
+                    self.reprobe = Some(p.target);
+                    return;
+                }
+                Some(held) if self.out.stats.packets_in == held.packets_in => {
+                    // Two rounds without a single datagram from anyone:
+                    // this node is the one cut off; accusing others would
+                    // only spread its own deafness.
+                    self.out.stats.suspicions_withheld += 1;
+                    return;
+                }
+                // The suspicion started when the first probe failed, so the
+                // confirming round does not delay detection; unless it took
+                // longer than an interval (poor local health scales the
+                // probes), when backdating would eat the member's time to
+                // refute.
+                Some(held) if now - held.since <= self.config.probe_interval => {
+                    since = held.since;
+                }
+                Some(_) => {}
+            }
+        }
         let me = self.config.name.clone();
-        self.apply_suspect(now, &p.target_name, incarnation, &me);
+        self.apply_suspect(since, &p.target_name, incarnation, &me);
     }
 
     pub(super) fn handle_ack(&mut self, now: Time, seq: u32) {

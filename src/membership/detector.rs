@@ -1,7 +1,9 @@
 //! Where phi decides: the per-member phi-accrual detectors
 //! ([`PhiDetector`]) fed with every piece of evidence of a member's life
 //! (acks of this node's probes, late ones included, and rising key/value
-//! heartbeats), and the veto they cast on a failed probe.
+//! heartbeats), the veto they cast on a failed probe, and the suspicion
+//! a failed probe raises but this node holds back until a second probe of
+//! the same member confirms it ([`Held`]).
 
 use crate::config::Config;
 use crate::hash::{fixed_map, FixedMap};
@@ -12,6 +14,23 @@ use crate::Time;
 /// One phi-accrual detector per member this node has evidence of.
 pub(crate) struct Detectors {
     by_member: FixedMap<MemberId, PhiDetector>,
+    held: Option<Held>,
+}
+
+/// A suspicion raised by a failed probe and kept to this node until the
+/// next probe of the same member fails too ([`Config::confirm_suspicion`]).
+/// Most false suspicions (a late ack, a lost datagram) end here without a
+/// single datagram to the rest of the cluster.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Held {
+    /// The member suspected.
+    pub(crate) target: MemberId,
+    /// When the first probe failed: the suspicion's start once confirmed.
+    pub(crate) since: Time,
+    /// Datagrams this node had received when the first probe failed: if
+    /// none arrived since, from anyone, the silence is more likely its own
+    /// (it hears nobody) than the member's.
+    pub(crate) packets_in: u64,
 }
 
 impl Detectors {
@@ -19,11 +38,15 @@ impl Detectors {
     pub(crate) fn new(seed: u64) -> Detectors {
         Detectors {
             by_member: fixed_map(seed),
+            held: None,
         }
     }
 
-    /// Evidence that `id` is alive at `now`.
+    /// Evidence that `id` is alive at `now`; ends a held suspicion of it.
     pub(crate) fn evidence(&mut self, config: &Config, id: MemberId, now: Time) {
+        if self.held.is_some_and(|h| h.target == id) {
+            self.held = None;
+        }
         let window = config.phi_window;
         self.by_member
             .entry(id)
@@ -52,6 +75,21 @@ impl Detectors {
             .last_heartbeat()
             .is_some_and(|t| now.saturating_since(t) < config.probe_interval);
         recent && d.mean_interval().is_some() && d.phi(now, params(config)) < config.phi_threshold
+    }
+
+    /// Holds a suspicion of `target`, whose probe failed at `now` when
+    /// this node had received `packets_in` datagrams.
+    pub(crate) fn hold(&mut self, target: MemberId, now: Time, packets_in: u64) {
+        self.held = Some(Held {
+            target,
+            since: now,
+            packets_in,
+        });
+    }
+
+    /// Ends and returns the held suspicion of `id`, if there is one.
+    pub(crate) fn take_held(&mut self, id: MemberId) -> Option<Held> {
+        self.held.take_if(|h| h.target == id)
     }
 
     /// Forgets a reaped member.

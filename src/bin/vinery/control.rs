@@ -422,7 +422,7 @@ fn per_kind<'a>(counters: impl Iterator<Item = (&'a str, u64)>) -> Json {
 /// The endpoint's counters that are one number each, by name, with what
 /// they count (for `stats` and the metrics' help lines); the per-kind
 /// counters and the drops by reason are the others.
-pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 25] {
+pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 27] {
     // Naming every field: a new counter fails to compile here until it
     // is listed.
     let Stats {
@@ -439,6 +439,8 @@ pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 25] {
         syncs_started,
         syncs_answered,
         suspicions_vetoed,
+        suspicions_held,
+        suspicions_withheld,
         kv_entries_applied,
         kv_pulls,
         kv_pulls_answered,
@@ -505,6 +507,16 @@ pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 25] {
             "suspicions_vetoed",
             *suspicions_vetoed,
             "Failed probes whose suspicion phi vetoed.",
+        ),
+        (
+            "suspicions_held",
+            *suspicions_held,
+            "Failed probes whose suspicion was held back for a confirming probe.",
+        ),
+        (
+            "suspicions_withheld",
+            *suspicions_withheld,
+            "Held suspicions dropped because this node heard nobody meanwhile.",
         ),
         (
             "kv_entries_applied",

@@ -36,8 +36,8 @@ const ALL: [Scenario; 7] = [
 struct ScenarioArg(Option<Scenario>);
 
 impl ScenarioArg {
-    const VALUES: [ScenarioArg; 11] = {
-        let mut v = [ScenarioArg(None); 11];
+    const VALUES: [ScenarioArg; Scenario::ALL.len() + 1] = {
+        let mut v = [ScenarioArg(None); Scenario::ALL.len() + 1];
         let mut i = 0;
         while i < Scenario::ALL.len() {
             v[i + 1] = ScenarioArg(Some(Scenario::ALL[i]));
@@ -68,6 +68,12 @@ impl ValueEnum for ScenarioArg {
             Scenario::Pause => "one node stalls for --duration (default 3/4 of the suspicion timeout): false Deads",
             Scenario::Kv => "--writes random nodes set a key one after the other: time until 99% / all nodes hold it",
             Scenario::Churn => "--churn of the nodes restart each minute for --duration (default 300 s) while keys are written and deleted: stale members, resurrected and missing keys",
+            Scenario::Jitter => "10% of the nodes get 250 ms mean extra delay on all links for --duration (default 300 s), a healthy node crashes at half time: false alarms, bytes, detection",
+            Scenario::Deaf => "one node hears nobody but can send (as jitter: default 300 s, a crash at half time)",
+            Scenario::Half => "one node cut from half of the cluster both ways (as jitter)",
+            Scenario::Mute => "one node's sends to half of the cluster are lost (as jitter)",
+            Scenario::LossyNode => "one node with 30% loss on all its links (as jitter)",
+            Scenario::Flap => "one node's links go down and up every 3 s (as jitter)",
             Scenario::Slow => "--slow of the nodes handle everything --slow-delay late for --duration (default 600 s) while --crashes (default 5) healthy nodes crash: false Deads, detection time",
             Scenario::KvLoad => "--writers of the nodes each write --rate keys/s of --value-size bytes for --duration (default 60 s): lag p50/p99/max, bytes against the floor, backlog",
         };

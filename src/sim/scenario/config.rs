@@ -76,11 +76,26 @@ pub enum Scenario {
     /// bytes against the information-theoretic floor, and the backlog of
     /// writes not yet everywhere.
     KvLoad,
+    /// A share ([`ScenarioConfig::jitter`]) of the nodes get a mean
+    /// [`ScenarioConfig::jitter_delay`] of extra delay on all their links;
+    /// a healthy node crashes at half time. False alarms, cost, detection.
+    Jitter,
+    /// One node hears nobody but can send (the partial-fault figures of
+    /// `jitter`).
+    Deaf,
+    /// One node is cut from half of the cluster, both ways.
+    Half,
+    /// One node's datagrams to half of the cluster are lost.
+    Mute,
+    /// One node loses 30% of its datagrams on all its links.
+    LossyNode,
+    /// One node's links go down and up every few seconds.
+    Flap,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::Join,
         Scenario::Fail,
         Scenario::Loss,
@@ -91,6 +106,12 @@ impl Scenario {
         Scenario::Churn,
         Scenario::Slow,
         Scenario::KvLoad,
+        Scenario::Jitter,
+        Scenario::Deaf,
+        Scenario::Half,
+        Scenario::Mute,
+        Scenario::LossyNode,
+        Scenario::Flap,
     ];
 
     /// Its lowercase name, as on the command line.
@@ -106,6 +127,12 @@ impl Scenario {
             Scenario::Churn => "churn",
             Scenario::Slow => "slow",
             Scenario::KvLoad => "kv-load",
+            Scenario::Jitter => "jitter",
+            Scenario::Deaf => "deaf",
+            Scenario::Half => "half",
+            Scenario::Mute => "mute",
+            Scenario::LossyNode => "lossy-node",
+            Scenario::Flap => "flap",
         }
     }
 
@@ -139,6 +166,20 @@ impl Scenario {
                 "backlog_max",
                 "backlog_bounded",
             ],
+            Scenario::Jitter
+            | Scenario::Deaf
+            | Scenario::Half
+            | Scenario::Mute
+            | Scenario::LossyNode
+            | Scenario::Flap => &[
+                "suspect_events",
+                "suspect_events_faulty",
+                "false_dead",
+                "faulty_dead",
+                "own_view_dead",
+                "bytes_per_node_s",
+                "all_dead_s",
+            ],
         }
     }
 
@@ -150,7 +191,13 @@ impl Scenario {
     pub fn default_duration(self) -> Option<Duration> {
         match self {
             Scenario::Loss | Scenario::Slow => Some(Duration::from_secs(600)),
-            Scenario::Churn => Some(Duration::from_secs(300)),
+            Scenario::Churn
+            | Scenario::Jitter
+            | Scenario::Deaf
+            | Scenario::Half
+            | Scenario::Mute
+            | Scenario::LossyNode
+            | Scenario::Flap => Some(Duration::from_secs(300)),
             Scenario::Load | Scenario::Part | Scenario::KvLoad => Some(Duration::from_secs(60)),
             Scenario::Join | Scenario::Fail | Scenario::Pause | Scenario::Kv => None,
         }
@@ -168,7 +215,8 @@ pub enum Variant {
     Swim,
     /// SWIM with Lifeguard, without the phi veto.
     Lifeguard,
-    /// Lifeguard and the phi veto: the shipped configuration.
+    /// Lifeguard, the phi veto and local confirmation of suspicions
+    /// ([`Config::confirm_suspicion`]): the shipped configuration.
     #[default]
     Full,
 }
@@ -186,10 +234,12 @@ impl Variant {
         }
     }
 
-    /// Sets [`Config::lifeguard`] and [`Config::phi`] for this variant.
+    /// Sets [`Config::lifeguard`], [`Config::phi`] and
+    /// [`Config::confirm_suspicion`] for this variant.
     pub fn apply(self, config: &mut Config) {
         config.lifeguard = self != Variant::Swim;
         config.phi = self == Variant::Full;
+        config.confirm_suspicion = self == Variant::Full;
     }
 }
 
@@ -275,6 +325,11 @@ pub struct ScenarioConfig {
     /// per input ([`SlowConfig::around`](crate::sim::SlowConfig::around)).
     /// Default 0.5 s to 3 s.
     pub slow_delay: (Duration, Duration),
+    /// Share of the nodes `jitter` delays. Default 0.1.
+    pub jitter: f64,
+    /// Mean of the exponential extra one-way delay on every link of
+    /// `jitter`'s delayed nodes. Default 250 ms.
+    pub jitter_delay: Duration,
     /// The network. Default: the profile's ([`Profile::network`]).
     pub network: NetworkConfig,
     /// Upper bound on the wait for the initial convergence. Default 120 s.
@@ -311,6 +366,8 @@ impl ScenarioConfig {
             churn: 0.1,
             slow: 0.1,
             slow_delay: (Duration::from_millis(500), Duration::from_secs(3)),
+            jitter: 0.1,
+            jitter_delay: Duration::from_millis(250),
             network: Profile::Lan.network(),
             join_timeout: Duration::from_secs(120),
             rate: 1.0,
@@ -358,6 +415,12 @@ impl ScenarioConfig {
     /// [`ScenarioConfig::writers`], rounded, at least one.
     pub fn writer_count(&self) -> usize {
         share(self.nodes, self.writers).min(self.nodes)
+    }
+
+    /// How many nodes `jitter` delays (rounded like
+    /// [`ScenarioConfig::slow_count`]).
+    pub fn jitter_count(&self) -> usize {
+        share(self.nodes, self.jitter)
     }
 
     /// How many nodes `churn` restarts each minute (rounded like
@@ -435,6 +498,16 @@ impl ScenarioConfig {
         }
         if !(0.0..1.0).contains(&self.churn) {
             return Err(format!("churn must be in 0.0..1.0, got {}", self.churn));
+        }
+        if !(0.0..1.0).contains(&self.jitter) {
+            return Err(format!("jitter must be in 0.0..1.0, got {}", self.jitter));
+        }
+        if self.scenario == Scenario::Jitter && self.jitter_count() + 2 > self.nodes {
+            return Err(format!(
+                "jitter delays {} of {} nodes: keep the seed and one more healthy node",
+                self.jitter_count(),
+                self.nodes
+            ));
         }
         if !(0.0..1.0).contains(&self.slow) {
             return Err(format!("slow must be in 0.0..1.0, got {}", self.slow));

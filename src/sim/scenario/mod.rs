@@ -19,6 +19,7 @@
 //! | `churn` | a share of the nodes restart every minute; nodes write and delete keys | `stale_members`, `resurrected_keys`, `missing_keys` |
 //! | `slow` | some nodes handle everything late (CPU-starved); a few healthy nodes crash | `false_dead`, `false_suspect`, `detect_s` |
 //! | `kv-load` | a share of the nodes write keys at a rate R each | `lag_p99_s`, `floor_ratio`, `backlog_max`, `backlog_bounded` |
+//! | `jitter`, `deaf`, `half`, `mute`, `lossy-node`, `flap` | a few nodes with a partial fault (slow links, deafness, cut from half, mute to half, 30% loss, flapping links); a healthy node crashes at half time | `suspect_events`, `false_dead`, `own_view_dead`, `bytes_per_node_s`, `all_dead_s` |
 //!
 //! [`Variant`] switches Lifeguard and the phi veto off, for the ablation
 //! (`swim` / `lifeguard` / `full`).
@@ -36,6 +37,8 @@
 //! | `report.rs` | [`Report`], [`Figure`], [`Value`] |
 //! | `harness.rs` | the `Run` every scenario runs in, [`Progress`] |
 //! | `join.rs`, `fail.rs`, `loss.rs`, `load.rs`, `part.rs`, `pause.rs`, `kv.rs`, `churn.rs`, `slow.rs`, `kv_load.rs` | one scenario each |
+//! | `degraded.rs` | what the partial-fault scenarios share |
+//! | `jitter.rs`, `deaf.rs`, `half.rs`, `mute.rs`, `lossy_node.rs`, `flap.rs` | one partial fault each |
 //!
 //! This file only picks the scenario and adds the figures every report
 //! carries.
@@ -44,13 +47,20 @@ use std::time::Instant;
 
 mod churn;
 mod config;
+mod deaf;
+mod degraded;
 mod fail;
+mod flap;
+mod half;
 mod harness;
+mod jitter;
 mod join;
 mod kv;
 mod kv_load;
 mod load;
 mod loss;
+mod lossy_node;
+mod mute;
 mod part;
 mod pause;
 mod report;
@@ -87,6 +97,12 @@ pub fn run(cfg: &ScenarioConfig, progress: &mut dyn FnMut(Progress)) -> Report {
         Scenario::Churn => run.churn(),
         Scenario::Slow => run.slow(),
         Scenario::KvLoad => run.kv_load(),
+        Scenario::Jitter => run.jitter(),
+        Scenario::Deaf => run.deaf(),
+        Scenario::Half => run.half(),
+        Scenario::Mute => run.mute(),
+        Scenario::LossyNode => run.lossy_node(),
+        Scenario::Flap => run.flap(),
     };
     if let Some(r) = &mut run.timeline {
         r.sample(&run.sim, None);
