@@ -1,5 +1,9 @@
 //! Merging membership updates, by SWIM's precedence rules:
 //!
+//! Incarnations compare as serial numbers (see [`crate::serial`]): "`i > j`"
+//! below means `i` is ahead of `j` by less than half the number space, so a
+//! forged claim at any value can be refuted by the member it is about.
+//!
 //! * `Alive(i)` overrides `Alive(j)` and `Suspect(j)` when `i > j`, and
 //!   `Dead(j)`/`Left(j)` when `i > j` (a restarted node comes back this way);
 //! * `Suspect(i)` overrides `Alive(j)` when `i >= j`;
@@ -20,6 +24,7 @@ use super::Endpoint;
 use crate::event::{Event, MemberState};
 use crate::hash::name_hash;
 use crate::membership::state::{MemberId, MemberRecord};
+use crate::serial::{at_least32, newer32};
 use crate::wire::{self, Message, WireState};
 use crate::Time;
 
@@ -38,7 +43,7 @@ impl Endpoint {
             let own = self.members.rec(self.me);
             let same =
                 a.incarnation == own.incarnation && a.addr == own.addr && *a.meta.0 == *own.meta;
-            if a.incarnation >= own.incarnation && !same {
+            if at_least32(a.incarnation, own.incarnation) && !same {
                 // A record of a previous life of ours (or a forgery).
                 self.refute(a.incarnation);
             }
@@ -66,7 +71,7 @@ impl Endpoint {
             return;
         };
         let rec = self.members.rec(id);
-        if a.incarnation <= rec.incarnation {
+        if !newer32(a.incarnation, rec.incarnation) {
             return;
         }
         let old_state = rec.state;
@@ -107,13 +112,13 @@ impl Endpoint {
     /// An accusation of this node is refuted here instead.
     fn accused(&mut self, name: &str, incarnation: u32) -> Option<MemberId> {
         if name == self.config.name {
-            if incarnation >= self.members.rec(self.me).incarnation {
+            if at_least32(incarnation, self.members.rec(self.me).incarnation) {
                 self.refute(incarnation);
             }
             return None;
         }
         let id = self.members.find(name)?;
-        (incarnation >= self.members.rec(id).incarnation).then_some(id)
+        at_least32(incarnation, self.members.rec(id).incarnation).then_some(id)
     }
 
     pub(super) fn apply_suspect(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
@@ -122,7 +127,7 @@ impl Endpoint {
         };
         match self.members.rec(id).state {
             MemberState::Dead | MemberState::Left => {}
-            MemberState::Suspect if incarnation > self.members.rec(id).incarnation => {
+            MemberState::Suspect if newer32(incarnation, self.members.rec(id).incarnation) => {
                 // The member refuted the suspicion we hold (it is alive at a
                 // higher incarnation) and is suspected afresh: that is a new
                 // suspicion with its own timer, not a confirmation of the
@@ -231,9 +236,10 @@ impl Endpoint {
         if self.left {
             return;
         }
-        let incarnation = accused
-            .max(self.members.rec(self.me).incarnation)
-            .saturating_add(1);
+        let own = self.members.rec(self.me).incarnation;
+        // Serial order: the answer is newer than the claim whatever its
+        // value, so no claim can put this node beyond refuting.
+        let incarnation = if newer32(accused, own) { accused } else { own }.wrapping_add(1);
         self.members
             .update(self.me, |r| r.incarnation = incarnation);
         self.out.stats.refutations += 1;

@@ -315,7 +315,7 @@ impl Endpoint {
         self.config.meta = meta.to_vec();
         self.members.update(self.me, |r| {
             r.meta = meta.into();
-            r.incarnation = r.incarnation.saturating_add(1);
+            r.incarnation = r.incarnation.wrapping_add(1);
         });
         self.broadcast_own_alive();
         self.cx().gossip(now);

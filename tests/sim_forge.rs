@@ -1,0 +1,168 @@
+//! Forged membership and key/value messages, in the simulator: an insider
+//! (any sender in a plaintext cluster, a key holder in a keyed one) sends
+//! claims about other members at extreme counters. Once forging stops, the
+//! victim must be alive everywhere at its real address, and its own latest
+//! writes must win everywhere, within [`recovery_bound`].
+
+use std::time::Duration;
+
+use vinery::sim::{NetworkConfig, NodeId, Sim};
+use vinery::wire::{self, Bytes, ClusterTag, DatagramBuilder, Header, Message};
+use vinery::{Config, MemberState};
+
+const N: usize = 50;
+const STEP: Duration = Duration::from_millis(100);
+
+/// How long after the last forged datagram a live member may still be
+/// misrepresented anywhere: the forged claim reaches the member (a gossip
+/// dissemination, or one anti-entropy sync with a holder), the member's
+/// answer spreads back (another dissemination), and a node the forgery made
+/// probe a wrong address is corrected by the next sync (one probe and one
+/// sync interval). Dissemination is `retransmit_mult · ⌈log10(n+1)⌉`
+/// gossip rounds.
+fn recovery_bound(c: &Config, n: usize) -> Duration {
+    let scale = ((n as f64) + 1.0).log10().ceil() as u32;
+    let dissemination = c.gossip_interval * c.retransmit_mult * scale;
+    2 * dissemination + 2 * (c.probe_interval + c.sync_interval)
+}
+
+fn cluster(seed: u64) -> (Sim, Vec<NodeId>) {
+    let mut sim = Sim::new(seed, NetworkConfig::default());
+    let nodes = sim.add_nodes(N, &Config::lan());
+    sim.join_all(&nodes, Duration::from_secs(60))
+        .expect("the cluster converges");
+    (sim, nodes)
+}
+
+/// One plaintext datagram of `msgs`, sent by `from` to each of `to`.
+fn forge(sim: &mut Sim, from: NodeId, to: &[NodeId], msgs: &[Message<'_>]) {
+    let mut b = DatagramBuilder::new(
+        Header::new(ClusterTag::from_name("vinery")),
+        wire::DEFAULT_DATAGRAM,
+    );
+    for m in msgs {
+        b.push(m).expect("the forged messages fit one datagram");
+    }
+    let data = b.finish();
+    for &x in to {
+        sim.send_raw(from, x, data.clone());
+    }
+    sim.run_for(Duration::from_millis(5));
+}
+
+/// Whether every running node sees `victim` alive at its real address.
+fn alive_everywhere(sim: &Sim, victim: NodeId) -> bool {
+    let (name, addr) = (sim.name(victim), sim.addr(victim));
+    sim.running().filter(|&x| x != victim).all(|x| {
+        sim.endpoint(x)
+            .member(name)
+            .is_some_and(|m| m.state == MemberState::Alive && m.addr == addr)
+    })
+}
+
+/// Waits for `cond`, asserting it holds within the recovery bound.
+fn assert_recovers(sim: &mut Sim, what: &str, cond: impl Fn(&Sim) -> bool) -> Duration {
+    let bound = recovery_bound(&Config::lan(), N);
+    let start = sim.now();
+    sim.wait_until(STEP, bound, |s| cond(s))
+        .unwrap_or_else(|| panic!("{what}: no recovery within {bound:?}"));
+    sim.now() - start
+}
+
+/// Incarnations a forger would pick: the largest value, and the one
+/// furthest ahead of the victim's that still counts as newer.
+fn forged_incarnations(current: u32) -> [u32; 2] {
+    [u32::MAX, current.wrapping_add((1 << 31) - 1)]
+}
+
+#[test]
+fn forged_suspect_and_dead_claims_cannot_keep_a_live_member_dead() {
+    for (round, forged_dead) in [false, true].into_iter().enumerate() {
+        let (mut sim, nodes) = cluster(61 + round as u64);
+        let (victim, attacker) = (nodes[7], nodes[3]);
+        let name = sim.name(victim).to_owned();
+        let attacker_name = sim.name(attacker).to_owned();
+        for incarnation in forged_incarnations(sim.endpoint(victim).local_member().incarnation) {
+            let msg = if forged_dead {
+                Message::Dead(wire::Dead {
+                    name: &name,
+                    incarnation,
+                    from: &attacker_name,
+                })
+            } else {
+                Message::Suspect(wire::Suspect {
+                    name: &name,
+                    incarnation,
+                    from: &attacker_name,
+                })
+            };
+            let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != victim).collect();
+            forge(&mut sim, attacker, &targets[..10], &[msg]);
+            let took = assert_recovers(&mut sim, "forged accusation", |s| {
+                alive_everywhere(s, victim)
+            });
+            eprintln!("dead={forged_dead} incarnation={incarnation}: recovered in {took:?}");
+        }
+    }
+}
+
+#[test]
+fn a_forged_alive_at_another_address_does_not_move_a_member_for_good() {
+    let (mut sim, nodes) = cluster(63);
+    let (victim, attacker) = (nodes[11], nodes[4]);
+    let name = sim.name(victim).to_owned();
+    let elsewhere = sim.addr(attacker);
+    let mut elsewhere = elsewhere;
+    elsewhere.set_port(elsewhere.port() + 1);
+    for incarnation in forged_incarnations(sim.endpoint(victim).local_member().incarnation) {
+        let msg = Message::Alive(wire::Alive {
+            name: &name,
+            addr: elsewhere,
+            incarnation,
+            meta: Bytes(b""),
+        });
+        let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != victim).collect();
+        forge(&mut sim, attacker, &targets[..10], &[msg]);
+        let took = assert_recovers(&mut sim, "forged address", |s| alive_everywhere(s, victim));
+        eprintln!("incarnation={incarnation}: recovered in {took:?}");
+    }
+}
+
+#[test]
+fn a_forged_generation_cannot_outlast_the_owners_writes() {
+    let (mut sim, nodes) = cluster(64);
+    let (owner, attacker) = (nodes[5], nodes[9]);
+    let name = sim.name(owner).to_owned();
+    sim.with_endpoint(owner, |ep, now| ep.set(now, "k", b"real").unwrap());
+    sim.wait_until(STEP, Duration::from_secs(10), |s| {
+        s.running()
+            .all(|x| x == owner || s.endpoint(x).peer_value(&name, "k") == Some(b"real"))
+    })
+    .expect("the write spreads");
+    let current = sim.endpoint(nodes[0]).kv_digest(&name).unwrap().0;
+    for generation in [u64::MAX, current.wrapping_add((1 << 63) - 1)] {
+        let msg = Message::KvEntry(wire::KvEntry {
+            node: &name,
+            generation,
+            base: 0,
+            version: 1,
+            key: "k",
+            value: Bytes(b"forged"),
+            expires_ms: 0,
+            deleted: false,
+        });
+        let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != owner).collect();
+        forge(&mut sim, attacker, &targets[..10], &[msg]);
+        let took = assert_recovers(&mut sim, "forged generation", |s| {
+            s.running()
+                .all(|x| x == owner || s.endpoint(x).peer_value(&name, "k") == Some(b"real"))
+        });
+        eprintln!("generation={generation}: recovered in {took:?}");
+    }
+    // The owner's next write wins everywhere too.
+    sim.with_endpoint(owner, |ep, now| ep.set(now, "k", b"later").unwrap());
+    assert_recovers(&mut sim, "a later write", |s| {
+        s.running()
+            .all(|x| x == owner || s.endpoint(x).peer_value(&name, "k") == Some(b"later"))
+    });
+}
