@@ -63,6 +63,16 @@ pub struct Config {
     /// system and nacks. Off gives plain SWIM (for comparison).
     /// Default: on.
     pub lifeguard: bool,
+    /// What a node does when, within its first `probe_interval ×
+    /// suspicion_mult` of life, it finds its name alive at another address:
+    /// off, it yields (stops answering claims about the name, so the node
+    /// that held it first keeps it) and raises
+    /// [`Event::MemberConflict`](crate::Event::MemberConflict); on, it takes
+    /// the name over as a restarted node on a new address would. A node past
+    /// that period always defends its name (and raises the event). Without
+    /// this rule two nodes with one name fight silently forever, each
+    /// refuting the other. Default: off.
+    pub allow_name_takeover: bool,
     /// Anti-entropy buckets (a power of two, 1..=64): a sync exchanges only
     /// the buckets whose hashes differ. Default: 32.
     pub sync_buckets: usize,
@@ -208,6 +218,7 @@ impl Config {
             gossip_to_dead_time: Duration::from_secs(30),
             awareness_max_multiplier: 8,
             lifeguard: true,
+            allow_name_takeover: false,
             sync_buckets: 32,
             sync_interval: Duration::from_millis(200),
             reconnect_interval: Duration::from_secs(10),

@@ -68,6 +68,9 @@ pub struct Stats {
     pub suspicions: u64,
     /// Suspicions of this node that it refuted.
     pub refutations: u64,
+    /// Claims of this node's name from another address (another node
+    /// started with the same name, or a forgery).
+    pub name_conflicts: u64,
     /// Members this node declared dead when their suspicion timed out.
     pub deaths_declared: u64,
     /// Anti-entropy exchanges this node started.

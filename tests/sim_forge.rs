@@ -4,11 +4,12 @@
 //! victim must be alive everywhere at its real address, and its own latest
 //! writes must win everywhere, within [`recovery_bound`].
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use vinery::sim::{NetworkConfig, NodeId, Sim};
 use vinery::wire::{self, Bytes, ClusterTag, DatagramBuilder, Header, Message};
-use vinery::{Config, MemberState};
+use vinery::{Config, Endpoint, Event, MemberState, Time};
 
 const N: usize = 50;
 const STEP: Duration = Duration::from_millis(100);
@@ -165,4 +166,125 @@ fn a_forged_generation_cannot_outlast_the_owners_writes() {
         s.running()
             .all(|x| x == owner || s.endpoint(x).peer_value(&name, "k") == Some(b"later"))
     });
+}
+
+/// A hand-wired cluster (the simulator refuses duplicate names): every
+/// datagram is delivered after `LATENCY`, by address.
+struct Wired {
+    eps: Vec<Endpoint>,
+    now: Time,
+    /// Every `MemberConflict` raised: (endpoint index, ours, theirs).
+    conflicts: Vec<(usize, SocketAddr, SocketAddr)>,
+}
+
+const LATENCY: Duration = Duration::from_millis(10);
+
+impl Wired {
+    fn new() -> Wired {
+        Wired {
+            eps: Vec::new(),
+            now: Time::from_secs(1000),
+            conflicts: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, config: Config) -> usize {
+        let i = self.eps.len();
+        let addr = SocketAddr::from(([10, 7, 0, i as u8], 7946));
+        let mut ep = Endpoint::new(config, addr, 70 + i as u64).unwrap();
+        ep.start(self.now);
+        if let Some(seed) = self.eps.first().map(Endpoint::addr) {
+            ep.join(self.now, &[seed]);
+        }
+        self.eps.push(ep);
+        i
+    }
+
+    fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += LATENCY;
+            let mut flying = Vec::new();
+            for ep in &mut self.eps {
+                ep.handle_timeout(self.now);
+                while let Some(t) = ep.poll_transmit() {
+                    flying.push((ep.addr(), t.to, t.data));
+                }
+            }
+            for (from, to, data) in flying {
+                if let Some(ep) = self.eps.iter_mut().find(|e| e.addr() == to) {
+                    let _ = ep.handle_packet(self.now, from, &data);
+                }
+            }
+            for (i, ep) in self.eps.iter_mut().enumerate() {
+                while let Some(e) = ep.poll_event() {
+                    if let Event::MemberConflict { ours, theirs, .. } = e {
+                        self.conflicts.push((i, ours, theirs));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Three nodes, the first named "twin", settled past their youth.
+fn wired_with_holder() -> Wired {
+    let mut w = Wired::new();
+    for name in ["twin", "b", "c"] {
+        w.add(Config::lan().with_name(name));
+    }
+    w.run_for(Duration::from_secs(10));
+    assert!(
+        w.eps.iter().all(|e| e.num_live() == 3),
+        "the trio converges"
+    );
+    w
+}
+
+#[test]
+fn a_second_node_with_a_taken_name_is_told_and_yields_it() {
+    let mut w = wired_with_holder();
+    let holder_incarnation = w.eps[0].local_member().incarnation;
+    let twin = w.add(Config::lan().with_name("twin"));
+    w.run_for(Duration::from_secs(30));
+    let (ours, theirs) = (w.eps[twin].addr(), w.eps[0].addr());
+    assert!(
+        w.conflicts.contains(&(twin, ours, theirs)),
+        "the newcomer is told: {:?}",
+        w.conflicts
+    );
+    assert!(w.eps[twin].stats().name_conflicts > 0);
+    // The holder keeps its name and address everywhere: no war.
+    for ep in &w.eps[1..3] {
+        let m = ep.member("twin").unwrap();
+        assert_eq!((m.state, m.addr), (MemberState::Alive, theirs));
+    }
+    // The newcomer joined through the holder, which saw the claim, was told,
+    // and answered once; then the newcomer yielded: no war.
+    assert!(w.conflicts.iter().any(|c| c.0 == 0), "the holder is told");
+    assert!(
+        w.eps[0].local_member().incarnation <= holder_incarnation + 1,
+        "the holder had to keep refuting"
+    );
+}
+
+#[test]
+fn with_takeover_allowed_both_are_told_and_the_events_stay_rate_limited() {
+    let mut w = wired_with_holder();
+    let config = Config {
+        allow_name_takeover: true,
+        ..Config::lan().with_name("twin")
+    };
+    let twin = w.add(config);
+    let span = Duration::from_secs(20);
+    w.run_for(span);
+    assert!(w.conflicts.iter().any(|c| c.0 == twin), "newcomer told");
+    assert!(w.conflicts.iter().any(|c| c.0 == 0), "holder told");
+    assert!(w.eps[0].stats().name_conflicts > 0);
+    let settle = Config::lan().probe_interval * Config::lan().suspicion_mult;
+    let limit = (span.as_millis() / settle.as_millis() + 1) as usize;
+    for node in [0, twin] {
+        let told = w.conflicts.iter().filter(|c| c.0 == node).count();
+        assert!(told <= limit, "node {node} told {told} times");
+    }
 }

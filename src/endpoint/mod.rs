@@ -107,6 +107,8 @@ pub struct Endpoint {
     /// The latest time given (clock.rs).
     clock: clock::Clock,
     left: bool,
+    /// Whether this node yielded its name to an older holder (merge.rs).
+    name_claim: merge::NameClaim,
     /// Datagrams, events and counters on their way out.
     out: Outbox,
 }
@@ -178,6 +180,7 @@ impl Endpoint {
             next_reconnect,
             clock: clock::Clock::default(),
             left: false,
+            name_claim: merge::NameClaim::default(),
             out: Outbox::new(Header::new(cluster), sealer, queue),
             rng,
             config,
