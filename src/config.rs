@@ -92,6 +92,13 @@ pub struct Config {
     /// Upper bound on how many members are tracked; beyond it new names are
     /// refused and counted. Default: 65 536.
     pub max_members: usize,
+    /// Upper bound on members one datagram may introduce (names not known
+    /// before); the rest are counted as `introduction_limit` drops and left
+    /// for anti-entropy to bring in from members that really hold them. A
+    /// default-size datagram holds fewer entries than this, so only an
+    /// oversized datagram stuffed with invented members meets it: without
+    /// it one 64 KiB datagram brought ~3,850 fakes at once. Default: 64.
+    pub max_introductions_per_datagram: usize,
     /// Upper bound on ping-reqs relayed at once for others. Default: 1024.
     pub max_pending_relays: usize,
     /// Upper bound on queued broadcasts; the oldest, most-sent are evicted
@@ -225,6 +232,7 @@ impl Config {
             dead_retention: Duration::from_secs(3600),
             join_retry_interval: Duration::from_secs(1),
             max_members: 65_536,
+            max_introductions_per_datagram: 64,
             max_pending_relays: 1024,
             max_queued_broadcasts: 8192,
             max_key_len: 128,
@@ -482,6 +490,10 @@ impl Config {
             return bad("max_event_duration", "must be positive".into());
         }
         let positive = [
+            (
+                "max_introductions_per_datagram",
+                self.max_introductions_per_datagram,
+            ),
             ("max_active_events", self.max_active_events),
             ("max_pending_queries", self.max_pending_queries),
             ("max_elections", self.max_elections),
@@ -622,6 +634,10 @@ mod tests {
                 Box::new(|c| c.join_retry_interval = Duration::ZERO),
             ),
             ("max_members", Box::new(|c| c.max_members = 1)),
+            (
+                "max_introductions_per_datagram",
+                Box::new(|c| c.max_introductions_per_datagram = 0),
+            ),
             (
                 "max_queued_broadcasts",
                 Box::new(|c| c.max_queued_broadcasts = 0),

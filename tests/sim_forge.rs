@@ -288,3 +288,48 @@ fn with_takeover_allowed_both_are_told_and_the_events_stay_rate_limited() {
         assert!(told <= limit, "node {node} told {told} times");
     }
 }
+
+#[test]
+fn one_datagram_introduces_a_bounded_number_of_members() {
+    let config = Config {
+        max_datagram: wire::MAX_DATAGRAM,
+        kv_round_budget: wire::MAX_DATAGRAM,
+        bus_round_budget: wire::MAX_DATAGRAM,
+        ..Config::lan()
+    };
+    let mut ep = Endpoint::new(
+        config.with_name("target"),
+        "10.9.0.1:7946".parse().unwrap(),
+        5,
+    )
+    .unwrap();
+    let names: Vec<String> = (0..3000).map(|i| format!("fake-{i}")).collect();
+    let mut b = DatagramBuilder::new(
+        Header::new(ClusterTag::from_name("vinery")),
+        wire::MAX_DATAGRAM,
+    );
+    let mut stuffed = 0u64;
+    for (i, name) in names.iter().enumerate() {
+        let m = Message::Alive(wire::Alive {
+            name,
+            addr: SocketAddr::from(([172, 16, (i >> 8) as u8, i as u8], 7946)),
+            incarnation: 0,
+            meta: Bytes(b""),
+        });
+        if b.push(&m).is_err() {
+            break;
+        }
+        stuffed += 1;
+    }
+    let data = b.finish();
+    let from = "172.16.0.1:7946".parse().unwrap();
+    ep.handle_packet(Time::from_secs(1), from, &data).unwrap();
+    let cap = Config::lan().max_introductions_per_datagram;
+    assert!(stuffed > 1000, "the datagram is stuffed ({stuffed})");
+    assert_eq!(ep.num_known(), 1 + cap, "the introduction cap holds");
+    assert_eq!(
+        ep.stats().drops_for("introduction_limit"),
+        stuffed - cap as u64,
+        "every refused introduction is counted"
+    );
+}

@@ -70,6 +70,11 @@ impl Endpoint {
                 self.out.stats.drop("member_limit");
                 return;
             }
+            if self.introduced >= self.config.max_introductions_per_datagram {
+                self.out.stats.drop("introduction_limit");
+                return;
+            }
+            self.introduced += 1;
             let id = self.members.insert(MemberRecord {
                 name: CompactString::from(a.name),
                 addr: a.addr,

@@ -109,6 +109,8 @@ pub struct Endpoint {
     left: bool,
     /// Whether this node yielded its name to an older holder (merge.rs).
     name_claim: merge::NameClaim,
+    /// Members the datagram being handled introduced so far (merge.rs).
+    introduced: usize,
     /// Datagrams, events and counters on their way out.
     out: Outbox,
 }
@@ -181,6 +183,7 @@ impl Endpoint {
             clock: clock::Clock::default(),
             left: false,
             name_claim: merge::NameClaim::default(),
+            introduced: 0,
             out: Outbox::new(Header::new(cluster), sealer, queue),
             rng,
             config,
