@@ -91,6 +91,9 @@ pub struct Stats {
     /// Times this node found state of a previous life of its own and moved
     /// to a new generation.
     pub kv_generation_refutations: u64,
+    /// Tombstones collected after `kv_tombstone_grace` (what keeps a
+    /// deleted key from costing memory for ever).
+    pub kv_tombstones_collected: u64,
     /// Gossip intervals that overflowed (flow control halved the push rate).
     pub kv_overflows: u64,
     /// Bus items (events, queries, elections, votes) received for the

@@ -333,3 +333,117 @@ fn one_datagram_introduces_a_bounded_number_of_members() {
         "every refused introduction is counted"
     );
 }
+
+#[test]
+fn dead_members_and_their_keys_are_forgotten_after_dead_retention() {
+    let retention = Duration::from_secs(30);
+    let config = Config {
+        dead_retention: retention,
+        replay_window: Duration::from_secs(10),
+        ..Config::lan()
+    };
+    let mut sim = Sim::new(67, NetworkConfig::default());
+    let nodes = sim.add_nodes(8, &config);
+    sim.join_all(&nodes, Duration::from_secs(30))
+        .expect("converge");
+    let victim = nodes[5];
+    let name = sim.name(victim).to_owned();
+    sim.with_endpoint(victim, |ep, now| ep.set(now, "k", b"v").unwrap());
+    sim.run_for(Duration::from_secs(5));
+    sim.crash(victim);
+    sim.wait_until(STEP, Duration::from_secs(30), |s| {
+        s.running()
+            .all(|x| s.endpoint(x).member(&name).map(|m| m.state) == Some(MemberState::Dead))
+    })
+    .expect("the crash is detected");
+    // Kept for a while (a restart may still come back)...
+    assert!(sim
+        .running()
+        .all(|x| sim.endpoint(x).kv_nodes().contains(&name.as_str())));
+    // ...then forgotten with its keys, so memory returns: forgetting runs
+    // with the reconnect timer, so within one reconnect interval of the
+    // retention's end.
+    sim.run_for(retention + config.reconnect_interval + Duration::from_secs(1));
+    for x in sim.running() {
+        let ep = sim.endpoint(x);
+        assert!(
+            ep.member(&name).is_none(),
+            "{x:?} still knows the dead: {:?}",
+            ep.member(&name)
+        );
+        assert!(!ep.kv_nodes().contains(&name.as_str()), "its keys stay");
+        assert_eq!(ep.num_known(), 7);
+    }
+}
+
+#[test]
+fn tombstones_are_collected_after_the_grace_period() {
+    let grace = Duration::from_secs(20);
+    let config = Config {
+        kv_tombstone_grace: grace,
+        ..Config::lan()
+    };
+    let mut sim = Sim::new(68, NetworkConfig::default());
+    let nodes = sim.add_nodes(6, &config);
+    sim.join_all(&nodes, Duration::from_secs(30))
+        .expect("converge");
+    let owner = nodes[2];
+    let name = sim.name(owner).to_owned();
+    sim.with_endpoint(owner, |ep, now| ep.set(now, "k", b"v").unwrap());
+    sim.run_for(Duration::from_secs(3));
+    sim.with_endpoint(owner, |ep, now| ep.delete(now, "k").unwrap());
+    sim.run_for(Duration::from_secs(3));
+    let collected = |sim: &Sim| {
+        sim.running()
+            .map(|x| sim.endpoint(x).stats().kv_tombstones_collected)
+            .collect::<Vec<_>>()
+    };
+    assert!(sim
+        .running()
+        .all(|x| sim.endpoint(x).peer_value(&name, "k").is_none()));
+    assert!(collected(&sim).iter().all(|&c| c == 0), "not before grace");
+    sim.run_for(grace);
+    assert!(
+        collected(&sim).iter().all(|&c| c == 1),
+        "every node collects the tombstone: {:?}",
+        collected(&sim)
+    );
+}
+
+#[test]
+fn a_disallowed_senders_forgeries_have_no_effect() {
+    let mut sim = Sim::new(69, NetworkConfig::default());
+    let mut nodes = sim.add_nodes(N - 1, &Config::lan());
+    // Simulated addresses are 10.0.0.i: the guarded node admits 0..=31.
+    let strict = Config {
+        allowed_sources: vec!["10.0.0.0/27".parse().unwrap()],
+        ..Config::lan()
+    };
+    let guarded = sim.add_node(strict);
+    nodes.push(guarded);
+    sim.join_all(&nodes, Duration::from_secs(60))
+        .expect("the cluster converges");
+    let (victim, outsider) = (nodes[7], nodes[40]);
+    assert_eq!(sim.addr(outsider).ip().to_string(), "10.0.0.40");
+    let name = sim.name(victim).to_owned();
+    let outsider_name = sim.name(outsider).to_owned();
+    let before = sim.endpoint(guarded).member(&name).unwrap();
+    let forged = [
+        Message::Dead(wire::Dead {
+            name: &name,
+            incarnation: before.incarnation + 1,
+            from: &outsider_name,
+        }),
+        Message::Alive(wire::Alive {
+            name: "invented",
+            addr: "10.1.2.3:7946".parse().unwrap(),
+            incarnation: 0,
+            meta: Bytes(b""),
+        }),
+    ];
+    forge(&mut sim, outsider, &[guarded], &forged);
+    let ep = sim.endpoint(guarded);
+    assert!(ep.stats().drops_for("source_not_allowed") > 0);
+    assert_eq!(ep.member(&name), Some(before), "the victim is untouched");
+    assert!(ep.member("invented").is_none(), "nobody was introduced");
+}
