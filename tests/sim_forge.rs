@@ -447,3 +447,38 @@ fn a_disallowed_senders_forgeries_have_no_effect() {
     assert_eq!(ep.member(&name), Some(before), "the victim is untouched");
     assert!(ep.member("invented").is_none(), "nobody was introduced");
 }
+
+#[path = "../fuzz/src/forge.rs"]
+mod forge;
+
+#[test]
+fn forged_sequences_from_several_sources_leave_a_cluster_that_recovers() {
+    // The fuzz target's check on a few fixed inputs: every kind of forged
+    // message, from every sender, at small and extreme counters.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for run in 0..6u8 {
+        let mut data = Vec::new();
+        for i in 0..forge::MAX_STEPS as u8 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut step = rng.to_le_bytes().to_vec();
+            step.extend(match (run + i) % 3 {
+                0 => [0xff; 8],
+                1 => [0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f],
+                _ => rng.rotate_left(9).to_le_bytes(),
+            });
+            step[2] = i.wrapping_mul(37).wrapping_add(run);
+            data.extend(step);
+        }
+        let answers = forge::check_forge_sequence(&data);
+        assert!(answers > 0, "run {run}: the forgeries never landed");
+    }
+    // And the fuzz target's seed corpus.
+    let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/forge_sequence");
+    for entry in std::fs::read_dir(corpus).expect("the seed corpus is there") {
+        let path = entry.unwrap().path();
+        let answers = forge::check_forge_sequence(&std::fs::read(&path).unwrap());
+        assert!(answers > 0, "{path:?}: the forgeries never landed");
+    }
+}
