@@ -51,6 +51,21 @@ fn forge(sim: &mut Sim, from: NodeId, to: &[NodeId], msgs: &[Message<'_>]) {
     sim.run_for(Duration::from_millis(5));
 }
 
+/// Sends `msg` about `about` from `attacker` to ten other nodes, and
+/// asserts that `recovered` holds within the recovery bound after it.
+fn forge_then_recover(
+    sim: &mut Sim,
+    nodes: &[NodeId],
+    (attacker, about): (NodeId, NodeId),
+    msg: Message<'_>,
+    recovered: impl Fn(&Sim) -> bool,
+) {
+    let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != about).collect();
+    forge(sim, attacker, &targets[..10], &[msg]);
+    let took = assert_recovers(sim, &format!("{msg:?}"), recovered);
+    eprintln!("{msg:?}: recovered in {took:?}");
+}
+
 /// Whether every running node sees `victim` alive at its real address.
 fn alive_everywhere(sim: &Sim, victim: NodeId) -> bool {
     let (name, addr) = (sim.name(victim), sim.addr(victim));
@@ -97,12 +112,9 @@ fn forged_suspect_and_dead_claims_cannot_keep_a_live_member_dead() {
                     from: &attacker_name,
                 })
             };
-            let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != victim).collect();
-            forge(&mut sim, attacker, &targets[..10], &[msg]);
-            let took = assert_recovers(&mut sim, "forged accusation", |s| {
+            forge_then_recover(&mut sim, &nodes, (attacker, victim), msg, |s| {
                 alive_everywhere(s, victim)
             });
-            eprintln!("dead={forged_dead} incarnation={incarnation}: recovered in {took:?}");
         }
     }
 }
@@ -122,10 +134,9 @@ fn a_forged_alive_at_another_address_does_not_move_a_member_for_good() {
             incarnation,
             meta: Bytes(b""),
         });
-        let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != victim).collect();
-        forge(&mut sim, attacker, &targets[..10], &[msg]);
-        let took = assert_recovers(&mut sim, "forged address", |s| alive_everywhere(s, victim));
-        eprintln!("incarnation={incarnation}: recovered in {took:?}");
+        forge_then_recover(&mut sim, &nodes, (attacker, victim), msg, |s| {
+            alive_everywhere(s, victim)
+        });
     }
 }
 
@@ -152,13 +163,10 @@ fn a_forged_generation_cannot_outlast_the_owners_writes() {
             expires_ms: 0,
             deleted: false,
         });
-        let targets: Vec<NodeId> = nodes.iter().copied().filter(|&x| x != owner).collect();
-        forge(&mut sim, attacker, &targets[..10], &[msg]);
-        let took = assert_recovers(&mut sim, "forged generation", |s| {
+        forge_then_recover(&mut sim, &nodes, (attacker, owner), msg, |s| {
             s.running()
                 .all(|x| x == owner || s.endpoint(x).peer_value(&name, "k") == Some(b"real"))
         });
-        eprintln!("generation={generation}: recovered in {took:?}");
     }
     // The owner's next write wins everywhere too.
     sim.with_endpoint(owner, |ep, now| ep.set(now, "k", b"later").unwrap());
