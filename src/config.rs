@@ -63,6 +63,16 @@ pub struct Config {
     /// system and nacks. Off gives plain SWIM (for comparison).
     /// Default: on.
     pub lifeguard: bool,
+    /// What a node does when, within its first `probe_interval ×
+    /// suspicion_mult` of life, it finds its name alive at another address:
+    /// off, it yields (stops answering claims about the name, so the node
+    /// that held it first keeps it) and raises
+    /// [`Event::MemberConflict`](crate::Event::MemberConflict); on, it takes
+    /// the name over as a restarted node on a new address would. A node past
+    /// that period always defends its name (and raises the event). Without
+    /// this rule two nodes with one name fight silently forever, each
+    /// refuting the other. Default: off.
+    pub allow_name_takeover: bool,
     /// Anti-entropy buckets (a power of two, 1..=64): a sync exchanges only
     /// the buckets whose hashes differ. Default: 32.
     pub sync_buckets: usize,
@@ -82,6 +92,15 @@ pub struct Config {
     /// Upper bound on how many members are tracked; beyond it new names are
     /// refused and counted. Default: 65 536.
     pub max_members: usize,
+    /// Upper bound on members one datagram may introduce (names not known
+    /// before); the rest are counted as `introduction_limit` drops and left
+    /// for anti-entropy to bring in from members that really hold them. A
+    /// default-size (1400-byte) datagram holds at most ~116 member records
+    /// (12 bytes each at the least), fewer than this, so a join reply is
+    /// never cut; only an oversized datagram stuffed with invented members
+    /// meets it: without it one 64 KiB datagram brought ~3,850 fakes at
+    /// once. Default: 128.
+    pub max_introductions_per_datagram: usize,
     /// Upper bound on ping-reqs relayed at once for others. Default: 1024.
     pub max_pending_relays: usize,
     /// Upper bound on queued broadcasts; the oldest, most-sent are evicted
@@ -216,12 +235,14 @@ impl Config {
             gossip_to_dead_time: Duration::from_secs(30),
             awareness_max_multiplier: 8,
             lifeguard: true,
+            allow_name_takeover: false,
             sync_buckets: 32,
             sync_interval: Duration::from_millis(200),
             reconnect_interval: Duration::from_secs(10),
             dead_retention: Duration::from_secs(3600),
             join_retry_interval: Duration::from_secs(1),
             max_members: 65_536,
+            max_introductions_per_datagram: 128,
             max_pending_relays: 1024,
             max_queued_broadcasts: 8192,
             max_key_len: 128,
@@ -480,6 +501,10 @@ impl Config {
             return bad("max_event_duration", "must be positive".into());
         }
         let positive = [
+            (
+                "max_introductions_per_datagram",
+                self.max_introductions_per_datagram,
+            ),
             ("max_active_events", self.max_active_events),
             ("max_pending_queries", self.max_pending_queries),
             ("max_elections", self.max_elections),
@@ -620,6 +645,10 @@ mod tests {
                 Box::new(|c| c.join_retry_interval = Duration::ZERO),
             ),
             ("max_members", Box::new(|c| c.max_members = 1)),
+            (
+                "max_introductions_per_datagram",
+                Box::new(|c| c.max_introductions_per_datagram = 0),
+            ),
             (
                 "max_queued_broadcasts",
                 Box::new(|c| c.max_queued_broadcasts = 0),

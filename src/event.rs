@@ -189,6 +189,19 @@ pub enum Event {
         /// Yes votes this node counted.
         yes: usize,
     },
+    /// Another live node claims this node's name from another address
+    /// (or someone forges it). Raised by this node about itself, at most
+    /// once per conflicting address per settle period; see
+    /// [`Config::allow_name_takeover`](crate::Config::allow_name_takeover)
+    /// for which node keeps the name.
+    MemberConflict {
+        /// The name both claim.
+        name: String,
+        /// This node's address.
+        ours: SocketAddr,
+        /// The address the other claim comes from.
+        theirs: SocketAddr,
+    },
 }
 
 impl Event {
@@ -219,6 +232,7 @@ impl Event {
             Event::ElectionStarted { creator, .. }
             | Event::Quorum { creator, .. }
             | Event::ElectionExpired { creator, .. } => creator,
+            Event::MemberConflict { name, .. } => name,
             other => other.member().map_or("", |m| m.name.as_str()),
         }
     }
@@ -253,6 +267,7 @@ impl Event {
             Event::ElectionStarted { .. } => EventKind::ElectionStarted,
             Event::Quorum { .. } => EventKind::Quorum,
             Event::ElectionExpired { .. } => EventKind::ElectionExpired,
+            Event::MemberConflict { .. } => EventKind::MemberConflict,
         }
     }
 
@@ -319,11 +334,13 @@ pub enum EventKind {
     Quorum,
     /// [`Event::ElectionExpired`].
     ElectionExpired,
+    /// [`Event::MemberConflict`].
+    MemberConflict,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`Event`]'s variants.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::MemberJoined,
         EventKind::MemberRecovered,
         EventKind::MemberSuspect,
@@ -341,6 +358,7 @@ impl EventKind {
         EventKind::ElectionStarted,
         EventKind::Quorum,
         EventKind::ElectionExpired,
+        EventKind::MemberConflict,
     ];
 
     /// The kinds of the event bus's events (user events, queries and
@@ -377,6 +395,7 @@ impl EventKind {
             EventKind::ElectionStarted => "election_started",
             EventKind::Quorum => "quorum",
             EventKind::ElectionExpired => "election_expired",
+            EventKind::MemberConflict => "member_conflict",
         }
     }
 

@@ -33,6 +33,7 @@ pub mod kv;
 mod membership;
 pub mod runtime;
 pub mod security;
+mod serial;
 pub mod sim;
 mod stats;
 mod time;

@@ -68,6 +68,9 @@ pub struct Stats {
     pub suspicions: u64,
     /// Suspicions of this node that it refuted.
     pub refutations: u64,
+    /// Claims of this node's name from another address (another node
+    /// started with the same name, or a forgery).
+    pub name_conflicts: u64,
     /// Members this node declared dead when their suspicion timed out.
     pub deaths_declared: u64,
     /// Anti-entropy exchanges this node started.
@@ -94,6 +97,9 @@ pub struct Stats {
     /// Times this node found state of a previous life of its own and moved
     /// to a new generation.
     pub kv_generation_refutations: u64,
+    /// Tombstones collected after `kv_tombstone_grace` (what keeps a
+    /// deleted key from costing memory for ever).
+    pub kv_tombstones_collected: u64,
     /// Gossip intervals that overflowed (flow control halved the push rate).
     pub kv_overflows: u64,
     /// Bus items (events, queries, elections, votes) received for the

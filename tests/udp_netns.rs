@@ -3,9 +3,10 @@
 //! declares the other failed. Restoring it heals: one view again.
 //!
 //! Needs root (network namespaces); skipped with the reason printed
-//! otherwise. Every namespace, link and address is this test's own (names
-//! carry the process id, addresses are 10.213.0.0/24 inside the test's
-//! namespaces only), and all of it is removed however the test ends.
+//! otherwise (failed instead under `CI=true`). Every namespace, link and
+//! address is this test's own (names carry the process id, addresses are
+//! 10.213.0.0/24 inside the test's namespaces only), and all of it is
+//! removed however the test ends.
 
 mod common;
 
@@ -156,12 +157,12 @@ impl Drop for Lab {
 #[test]
 fn partition_by_cutting_a_link_then_heal() {
     if std::fs::metadata("/proc/self").map_or(true, |m| m.uid() != 0) {
-        println!("skipped: network namespaces need root");
+        common::skip("network namespaces need root");
         return;
     }
     let mut lab = Lab::new();
     if let Err(e) = lab.build() {
-        println!("skipped: cannot build the namespaces ({e})");
+        common::skip(&format!("cannot build the namespaces ({e})"));
         return;
     }
     lab.start_agents();

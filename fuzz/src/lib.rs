@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod forge;
 pub mod keyed;
 pub mod script;
 pub mod seeds;

@@ -15,6 +15,9 @@ use crate::Time;
 pub(super) struct Clock {
     /// Whether a time was seen yet.
     started: bool,
+    /// The first time seen: this life's start (a node young enough yields
+    /// a contested name, see merge.rs).
+    first: Time,
     /// The latest time seen: reads hide keys expired by then, seals are
     /// stamped with it.
     latest: Time,
@@ -24,6 +27,11 @@ impl Clock {
     /// The latest time seen.
     pub(super) fn latest(&self) -> Time {
         self.latest
+    }
+
+    /// The first time seen.
+    pub(super) fn first(&self) -> Time {
+        self.first
     }
 }
 
@@ -42,6 +50,7 @@ impl Endpoint {
     pub(super) fn observe_time(&mut self, now: Time) {
         if !self.clock.started {
             self.clock.started = true;
+            self.clock.first = now;
             self.kv.start(now);
             let base = now.saturating_since(Time::ZERO);
             self.next_probe += base;

@@ -66,6 +66,7 @@ impl Endpoint {
             self.out.stats.drop("after_leave");
             return Ok(());
         }
+        self.introduced = 0;
         let mut after = AfterPacket::default();
         for msg in &msgs {
             self.out.stats.messages_in.add(msg.kind(), 1);

@@ -1,5 +1,9 @@
 //! Merging membership updates, by SWIM's precedence rules:
 //!
+//! Incarnations compare as serial numbers (see [`crate::serial`]): "`i > j`"
+//! below means `i` is ahead of `j` by less than half the number space, so a
+//! forged claim at any value can be refuted by the member it is about.
+//!
 //! * `Alive(i)` overrides `Alive(j)` and `Suspect(j)` when `i > j`, and
 //!   `Dead(j)`/`Left(j)` when `i > j` (a restarted node comes back this way);
 //! * `Suspect(i)` overrides `Alive(j)` when `i >= j`;
@@ -14,12 +18,15 @@
 //! busy for tens of seconds. Either way the user hears of it as an
 //! [`Event`].
 
+use std::net::SocketAddr;
+
 use compact_str::CompactString;
 
 use super::Endpoint;
 use crate::event::{Event, MemberState};
 use crate::hash::name_hash;
 use crate::membership::state::{MemberId, MemberRecord};
+use crate::serial::{at_least32, newer32};
 use crate::wire::{self, Message, WireState};
 use crate::Time;
 
@@ -32,16 +39,30 @@ pub(super) enum Via {
     Sync,
 }
 
+/// This node's hold on its own name.
+#[derive(Debug, Default)]
+pub(super) struct NameClaim {
+    /// It found its name held by an older node and gave it up: it no longer
+    /// refutes anything said about the name.
+    yielded: bool,
+    /// The last conflict reported to the application: address and time.
+    reported: Option<(SocketAddr, Time)>,
+}
+
 impl Endpoint {
     pub(super) fn apply_alive(&mut self, now: Time, a: wire::Alive<'_>, via: Via) {
         if a.name == self.config.name {
             let own = self.members.rec(self.me);
             let same =
                 a.incarnation == own.incarnation && a.addr == own.addr && *a.meta.0 == *own.meta;
-            if a.incarnation >= own.incarnation && !same {
-                // A record of a previous life of ours (or a forgery).
-                self.refute(a.incarnation);
+            if !at_least32(a.incarnation, own.incarnation) || same {
+                return;
             }
+            if a.addr != own.addr && self.name_contested(now, a.addr, via) {
+                return;
+            }
+            // A record of a previous life of ours (or a forgery).
+            self.refute(a.incarnation);
             return;
         }
         let Some(id) = self.members.find(a.name) else {
@@ -49,6 +70,11 @@ impl Endpoint {
                 self.out.stats.drop("member_limit");
                 return;
             }
+            if self.introduced >= self.config.max_introductions_per_datagram {
+                self.out.stats.drop("introduction_limit");
+                return;
+            }
+            self.introduced += 1;
             let id = self.members.insert(MemberRecord {
                 name: CompactString::from(a.name),
                 addr: a.addr,
@@ -66,7 +92,7 @@ impl Endpoint {
             return;
         };
         let rec = self.members.rec(id);
-        if a.incarnation <= rec.incarnation {
+        if !newer32(a.incarnation, rec.incarnation) {
             return;
         }
         let old_state = rec.state;
@@ -107,13 +133,13 @@ impl Endpoint {
     /// An accusation of this node is refuted here instead.
     fn accused(&mut self, name: &str, incarnation: u32) -> Option<MemberId> {
         if name == self.config.name {
-            if incarnation >= self.members.rec(self.me).incarnation {
+            if at_least32(incarnation, self.members.rec(self.me).incarnation) {
                 self.refute(incarnation);
             }
             return None;
         }
         let id = self.members.find(name)?;
-        (incarnation >= self.members.rec(id).incarnation).then_some(id)
+        at_least32(incarnation, self.members.rec(id).incarnation).then_some(id)
     }
 
     pub(super) fn apply_suspect(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
@@ -122,7 +148,7 @@ impl Endpoint {
         };
         match self.members.rec(id).state {
             MemberState::Dead | MemberState::Left => {}
-            MemberState::Suspect if incarnation > self.members.rec(id).incarnation => {
+            MemberState::Suspect if newer32(incarnation, self.members.rec(id).incarnation) => {
                 // The member refuted the suspicion we hold (it is alive at a
                 // higher incarnation) and is suspected afresh: that is a new
                 // suspicion with its own timer, not a confirmation of the
@@ -180,6 +206,11 @@ impl Endpoint {
     }
 
     pub(super) fn apply_dead(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
+        if name == self.config.name && self.name_claim.yielded {
+            // The node this one yielded its name to failed: the name is
+            // free, and this node takes it by refuting.
+            self.name_claim.yielded = false;
+        }
         let Some(id) = self.accused(name, incarnation) else {
             return;
         };
@@ -226,14 +257,50 @@ impl Endpoint {
         }
     }
 
+    /// Another node claims this node's name from `theirs`: reports it
+    /// (the event at most once per address per settle period, the counter
+    /// every time) and returns whether this node yields the name. It yields
+    /// if it is young (its life is shorter than the settle period, so the
+    /// other claim came first), learned it from a peer's full state, and
+    /// takeovers are not allowed; then it stops
+    /// answering claims about the name, and the older holder keeps it. Only
+    /// the application can resolve the clash (rename, or stop a node), so
+    /// it must hear of it; an established node keeps defending its name.
+    fn name_contested(&mut self, now: Time, theirs: SocketAddr, via: Via) -> bool {
+        self.out.stats.name_conflicts += 1;
+        let settle = self.config.probe_interval * self.config.suspicion_mult;
+        let repeat = self
+            .name_claim
+            .reported
+            .is_some_and(|(addr, at)| addr == theirs && now < at + settle);
+        if !repeat {
+            self.name_claim.reported = Some((theirs, now));
+            let event = Event::MemberConflict {
+                name: self.config.name.clone(),
+                ours: self.addr,
+                theirs,
+            };
+            self.cx().event(event);
+        }
+        // Only a peer's full state (a join reply, a sync) shows the name was
+        // held before: a gossiped claim during youth is as likely a forgery
+        // meant to make this node give its name up.
+        let young = now < self.clock.first() + settle;
+        if young && via == Via::Sync && !self.config.allow_name_takeover {
+            self.name_claim.yielded = true;
+        }
+        self.name_claim.yielded
+    }
+
     /// Raises our incarnation above `accused` and tells everyone.
     fn refute(&mut self, accused: u32) {
-        if self.left {
+        if self.left || self.name_claim.yielded {
             return;
         }
-        let incarnation = accused
-            .max(self.members.rec(self.me).incarnation)
-            .saturating_add(1);
+        let own = self.members.rec(self.me).incarnation;
+        // Serial order: the answer is newer than the claim whatever its
+        // value, so no claim can put this node beyond refuting.
+        let incarnation = if newer32(accused, own) { accused } else { own }.wrapping_add(1);
         self.members
             .update(self.me, |r| r.incarnation = incarnation);
         self.out.stats.refutations += 1;
@@ -278,6 +345,11 @@ impl Endpoint {
         match m.state {
             WireState::Alive => self.apply_alive(now, alive, Via::Sync),
             WireState::Left => self.apply_left(now, m.name, m.incarnation, Via::Sync),
+            WireState::Dead if m.name == self.config.name => {
+                // Refuted either way; as a death it also frees a name this
+                // node yielded.
+                self.apply_dead(now, m.name, m.incarnation, claimant);
+            }
             WireState::Suspect | WireState::Dead => {
                 if self.members.find(m.name).is_none() && m.name != self.config.name {
                     if m.state == WireState::Dead {

@@ -112,6 +112,10 @@ pub struct Endpoint {
     /// The latest time given (clock.rs).
     clock: clock::Clock,
     left: bool,
+    /// Whether this node yielded its name to an older holder (merge.rs).
+    name_claim: merge::NameClaim,
+    /// Members the datagram being handled introduced so far (merge.rs).
+    introduced: usize,
     /// Datagrams, events and counters on their way out.
     out: Outbox,
 }
@@ -183,6 +187,8 @@ impl Endpoint {
             next_reconnect,
             clock: clock::Clock::default(),
             left: false,
+            name_claim: merge::NameClaim::default(),
+            introduced: 0,
             out: Outbox::new(Header::new(cluster), sealer, queue),
             rng,
             config,
@@ -320,7 +326,7 @@ impl Endpoint {
         self.config.meta = meta.to_vec();
         self.members.update(self.me, |r| {
             r.meta = meta.into();
-            r.incarnation = r.incarnation.saturating_add(1);
+            r.incarnation = r.incarnation.wrapping_add(1);
         });
         self.broadcast_own_alive();
         self.cx().gossip(now);

@@ -13,6 +13,7 @@ use compact_str::CompactString;
 
 use super::state::KvState;
 use crate::context::Ctx;
+use crate::serial::newer64;
 use crate::wire::budget::PULL_MARKER_LEN;
 use crate::wire::{self, DatagramBuilder, Message, MessageKind};
 use crate::Time;
@@ -167,7 +168,9 @@ impl KvState {
                 }
                 continue;
             };
-            if s.generation > *generation || (s.generation == *generation && s.max_version > *max) {
+            if newer64(s.generation, *generation)
+                || (s.generation == *generation && s.max_version > *max)
+            {
                 let from_scratch = s.generation != *generation || *max < s.gc_floor;
                 let depth = s.max_version - if from_scratch { 0 } else { *max };
                 sends.push(OwnerDelta {
@@ -176,7 +179,7 @@ impl KvState {
                     after: *max,
                     depth,
                 });
-            } else if s.generation < *generation || s.max_version < *max {
+            } else if s.generation != *generation || s.max_version < *max {
                 lacks.push(node.clone());
             }
         }

@@ -75,8 +75,10 @@ impl KvState {
             let (_, node, key, version) = self.graves.pop_front().expect("checked");
             let generation = self.store.get(&node).map(|s| s.generation);
             if let Some(generation) = generation {
-                self.store
+                let collected = self
+                    .store
                     .with(&node, generation, |s| s.collect(&key, version));
+                cx.out.stats.kv_tombstones_collected += u64::from(collected);
             }
         }
     }

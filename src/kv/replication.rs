@@ -5,7 +5,10 @@
 //! its owner (its `base`), so a lost or reordered push leaves a gap that a
 //! digest exchange (`digest`) fills, never a hole that would be claimed as
 //! held. A restarted owner has a new generation, which replaces its old
-//! state instead of mixing with it.
+//! state instead of mixing with it. Generations compare as serial numbers
+//! (see [`crate::serial`]) and an owner answers any claim about itself at
+//! its generation or a newer one with a newer generation still, so a forged
+//! generation, even `u64::MAX`, cannot outlast the owner's next word.
 
 use compact_str::CompactString;
 
@@ -14,6 +17,7 @@ use super::store::{Apply, NodeState, Record};
 use crate::context::Ctx;
 use crate::event::Event;
 use crate::hash::FixedMap;
+use crate::serial::newer64;
 use crate::wire::{self, Message};
 use crate::Time;
 
@@ -76,13 +80,15 @@ impl KvState {
         max_version: u64,
     ) {
         let own_max = self.store.get(&cx.config.name).map_or(0, |s| s.max_version);
-        let stale = generation > self.generation
+        let stale = newer64(generation, self.generation)
             || (generation == self.generation && max_version > own_max);
         if !stale {
             return;
         }
         cx.out.stats.kv_generation_refutations += 1;
-        self.generation = generation.saturating_add(1);
+        // Serial order: one past the claim is newer than it whatever its
+        // value, so no forged generation can outlast this node's answer.
+        self.generation = generation.wrapping_add(1);
         let me = CompactString::from(cx.config.name.as_str());
         let old = self.store.reset(&me, self.generation);
         let Some(old) = old else { return };
@@ -111,8 +117,8 @@ impl KvState {
         let node = CompactString::from(e.node);
         let held = self.store.get(e.node).map(|s| s.generation);
         match held {
-            Some(g) if g > e.generation => return,
-            Some(g) if g < e.generation => {
+            Some(g) if newer64(g, e.generation) => return,
+            Some(g) if g != e.generation => {
                 // The owner restarted: its old state is replaced, not merged.
                 let old = self.store.reset(e.node, e.generation);
                 self.stash_reset(cx, &node, old);

@@ -37,6 +37,7 @@ fn trace_code(kind: EventKind) -> u8 {
         | EventKind::ElectionStarted
         | EventKind::Quorum
         | EventKind::ElectionExpired => 9,
+        EventKind::MemberConflict => 10,
     }
 }
 

@@ -422,7 +422,7 @@ fn per_kind<'a>(counters: impl Iterator<Item = (&'a str, u64)>) -> Json {
 /// The endpoint's counters that are one number each, by name, with what
 /// they count (for `stats` and the metrics' help lines); the per-kind
 /// counters and the drops by reason are the others.
-pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 27] {
+pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 29] {
     // Naming every field: a new counter fails to compile here until it
     // is listed.
     let Stats {
@@ -441,6 +441,8 @@ pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 27] {
         suspicions_vetoed,
         suspicions_held,
         suspicions_withheld,
+        name_conflicts,
+        kv_tombstones_collected,
         kv_entries_applied,
         kv_pulls,
         kv_pulls_answered,
@@ -517,6 +519,16 @@ pub fn endpoint_counters(e: &Stats) -> [(&'static str, u64, &'static str); 27] {
             "suspicions_withheld",
             *suspicions_withheld,
             "Held suspicions dropped because this node heard nobody meanwhile.",
+        ),
+        (
+            "name_conflicts",
+            *name_conflicts,
+            "Times another node was heard alive under this node's name.",
+        ),
+        (
+            "kv_tombstones_collected",
+            *kv_tombstones_collected,
+            "Key/value tombstones collected after their grace period.",
         ),
         (
             "kv_entries_applied",

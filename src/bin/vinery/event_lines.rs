@@ -107,8 +107,8 @@ enum Field<'a> {
     Names(&'a [String]),
 }
 
-/// The fields of a bus event, in the order printed; `None` for the other
-/// events.
+/// The fields of a bus event (or a name conflict), in the order printed;
+/// `None` for the other events.
 fn bus_fields(e: &Event) -> Option<Vec<(&'static str, Field<'_>)>> {
     use Field::*;
     let fields = match e {
@@ -189,6 +189,12 @@ fn bus_fields(e: &Event) -> Option<Vec<(&'static str, Field<'_>)>> {
             ("topic", Word(topic)),
             ("creator", Word(creator)),
             ("yes", Number(*yes as u64)),
+        ],
+        // Not a bus event, but like one a line of named fields.
+        Event::MemberConflict { name, ours, theirs } => vec![
+            ("name", Word(name)),
+            ("ours", Id(ours.to_string())),
+            ("theirs", Id(theirs.to_string())),
         ],
         _ => return None,
     };
