@@ -107,9 +107,6 @@ pub fn converged(nodes: &[Node]) -> bool {
     })
 }
 
-#[cfg(feature = "cli")]
-pub mod agents;
-
 /// A valid datagram an insider could send: `me`'s own alive record at its
 /// current incarnation, a no-op for `me` (the hostile-input suites seal,
 /// replay and corrupt it).

@@ -33,7 +33,7 @@ const NOT_RUN: &[(&str, &str)] = &[
         "the test suite this test is part of",
     ),
     (
-        "cargo install --path .",
+        "cargo install --path cli",
         "writes to the user's ~/.cargo/bin; the test puts the binary it was built with on PATH",
     ),
 ];
@@ -264,7 +264,7 @@ fn expectations() -> Vec<Expect> {
 /// The commands of README.md's ```sh blocks, comments and blank lines
 /// left out, in order.
 fn readme_commands() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md");
     let mut commands = Vec::new();
     let mut in_sh = false;
