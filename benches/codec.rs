@@ -1,9 +1,11 @@
 //! Codec benchmarks.
 //!
-//! * `full_datagram/{encode,decode,encode_decode}`: a ping carrying a full
-//!   1400-byte datagram of piggybacked `Alive` updates (the corpus's
-//!   `seed-full-budget`), built with [`DatagramBuilder::push`] and decoded
-//!   with [`Datagram::parse`] plus its message iterator. Throughput is in
+//! * `full_datagram/{encode,decode,decode_all,encode_decode}`: a ping
+//!   carrying a full 1400-byte datagram of piggybacked `Alive` updates (the
+//!   corpus's `seed-full-budget`), built with [`DatagramBuilder::push`] and
+//!   decoded with [`Datagram::parse`] plus its message iterator (`decode`)
+//!   or [`Datagram::decode_all`] into a vector, as the endpoint decodes
+//!   (`decode_all`, and `encode_decode`). Throughput is in
 //!   updates, so criterion reports time per update; the target is
 //!   encode+decode ≤ 30 ns per update.
 //! * `message/{encode,decode}/<kind>`: one message of each kind from
@@ -35,6 +37,18 @@ fn decode(bytes: &[u8], cluster: ClusterTag) -> usize {
     n
 }
 
+/// Parses the datagram and decodes every message with
+/// [`Datagram::decode_all`], into a vector with room for `expected`
+/// messages (one allocation per datagram, not the growth steps); returns
+/// how many.
+fn decode_all(bytes: &[u8], cluster: ClusterTag, expected: usize) -> usize {
+    let d = Datagram::parse(bytes, cluster).expect("valid datagram");
+    let mut out = Vec::with_capacity(expected);
+    d.decode_all(&mut out).expect("valid messages");
+    black_box(&out);
+    out.len()
+}
+
 fn full_datagram(c: &mut Criterion) {
     let names = seeds::member_names(DEFAULT_DATAGRAM / 8);
     let (bytes, msgs) = seeds::full_datagram(DEFAULT_DATAGRAM, &names);
@@ -63,10 +77,15 @@ fn full_datagram(c: &mut Criterion) {
     g.bench_function("decode", |b| {
         b.iter(|| decode(black_box(&bytes), black_box(cluster)))
     });
+    g.bench_function("decode_all", |b| {
+        b.iter(|| decode_all(black_box(&bytes), black_box(cluster), 1 + n))
+    });
+    // Decoded as the endpoint decodes a received datagram, with
+    // `Datagram::decode_all`.
     g.bench_function("encode_decode", |b| {
         b.iter(|| {
             let bytes = seeds::encode_datagram(black_box(&msgs));
-            decode(&bytes, black_box(cluster))
+            decode_all(&bytes, black_box(cluster), 1 + n)
         })
     });
     // The baseline, in the same run: the same bytes through serde and

@@ -43,42 +43,59 @@ impl<'a> Reader<'a> {
     /// empty after an error.
     #[inline(always)]
     pub(super) fn message(&mut self) -> Result<Message<'a>, WireError> {
-        let msg = self.any_message();
-        if msg.is_err() {
+        self.message_into(|msg| msg)
+    }
+
+    /// Reads the next message like [`Reader::message`] and hands it to
+    /// `sink`, in the arm of its kind. Why: a message returned by value is
+    /// written field by field into a temporary and then copied whole
+    /// (`Message` is as large as its largest variant), a store-forwarding
+    /// stall per message; a sink that pushes to a vector writes only the
+    /// fields of the kind read, straight into the vector's slot.
+    #[inline(always)]
+    pub(super) fn message_into<R>(
+        &mut self,
+        sink: impl FnOnce(Message<'a>) -> R,
+    ) -> Result<R, WireError> {
+        let out = self.any_message(sink);
+        if out.is_err() {
             self.rest = &[];
         }
-        msg
+        out
     }
 
     #[inline(always)]
-    fn any_message(&mut self) -> Result<Message<'a>, WireError> {
+    fn any_message<R>(&mut self, sink: impl FnOnce(Message<'a>) -> R) -> Result<R, WireError> {
         let tag = self.tag()?;
         let kind = *MessageKind::ALL
             .get(usize::from(tag))
             .ok_or(WireError::Malformed)?;
         // Validated in each arm, where the kind is known: only its checks
-        // run, on fields still in registers.
+        // run, on fields still in registers. The sink is called in each arm
+        // too, so only that kind's variant is built, where the sink puts it.
         Ok(match kind {
-            MessageKind::Ping => Message::Ping(self.valid(Ping::validate)?),
-            MessageKind::PingReq => Message::PingReq(self.valid(PingReq::validate)?),
-            MessageKind::Ack => Message::Ack(Ack::read(self)?),
-            MessageKind::Nack => Message::Nack(Nack::read(self)?),
-            MessageKind::Alive => Message::Alive(self.valid(Alive::validate)?),
-            MessageKind::Suspect => Message::Suspect(self.valid(Suspect::validate)?),
-            MessageKind::Dead => Message::Dead(self.valid(Dead::validate)?),
-            MessageKind::Left => Message::Left(self.valid(Left::validate)?),
-            MessageKind::Join => Message::Join(Join {
+            MessageKind::Ping => sink(Message::Ping(self.valid(Ping::validate)?)),
+            MessageKind::PingReq => sink(Message::PingReq(self.valid(PingReq::validate)?)),
+            MessageKind::Ack => sink(Message::Ack(Ack::read(self)?)),
+            MessageKind::Nack => sink(Message::Nack(Nack::read(self)?)),
+            MessageKind::Alive => sink(Message::Alive(self.valid(Alive::validate)?)),
+            MessageKind::Suspect => sink(Message::Suspect(self.valid(Suspect::validate)?)),
+            MessageKind::Dead => sink(Message::Dead(self.valid(Dead::validate)?)),
+            MessageKind::Left => sink(Message::Left(self.valid(Left::validate)?)),
+            MessageKind::Join => sink(Message::Join(Join {
                 member: self.valid(Alive::validate)?,
-            }),
-            MessageKind::JoinReply => Message::JoinReply(self.valid(JoinReply::validate)?),
-            MessageKind::SyncRequest => Message::SyncRequest(self.valid(SyncRequest::validate)?),
-            MessageKind::SyncReply => Message::SyncReply(self.valid(SyncReply::validate)?),
-            MessageKind::Member => Message::Member(self.valid(MemberEntry::validate)?),
-            MessageKind::KvEntry => Message::KvEntry(self.valid(KvEntry::validate)?),
-            MessageKind::KvDigest => Message::KvDigest(self.valid(KvDigest::validate)?),
-            MessageKind::KvPull => Message::KvPull(KvPull::read(self)?),
-            MessageKind::KvReset => Message::KvReset(self.valid(KvReset::validate)?),
-            bus => return self.bus_message(bus),
+            })),
+            MessageKind::JoinReply => sink(Message::JoinReply(self.valid(JoinReply::validate)?)),
+            MessageKind::SyncRequest => {
+                sink(Message::SyncRequest(self.valid(SyncRequest::validate)?))
+            }
+            MessageKind::SyncReply => sink(Message::SyncReply(self.valid(SyncReply::validate)?)),
+            MessageKind::Member => sink(Message::Member(self.valid(MemberEntry::validate)?)),
+            MessageKind::KvEntry => sink(Message::KvEntry(self.valid(KvEntry::validate)?)),
+            MessageKind::KvDigest => sink(Message::KvDigest(self.valid(KvDigest::validate)?)),
+            MessageKind::KvPull => sink(Message::KvPull(KvPull::read(self)?)),
+            MessageKind::KvReset => sink(Message::KvReset(self.valid(KvReset::validate)?)),
+            bus => return self.bus_message(bus).map(sink),
         })
     }
 

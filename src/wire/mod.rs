@@ -290,8 +290,11 @@ impl<'a> Datagram<'a> {
     /// datagram must be accepted or rejected whole, leaving state untouched.
     pub fn decode_all(&self, out: &mut Vec<Message<'a>>) -> Result<(), WireError> {
         out.clear();
-        for m in self.messages() {
-            out.push(m?);
+        let mut reader = Reader::new(self.body, Utf8Seen::new(true));
+        while !reader.rest.is_empty() {
+            // Pushed from inside the decoder, not returned and then pushed:
+            // see `Reader::message_into`.
+            reader.message_into(|msg| out.push(msg))?;
         }
         Ok(())
     }
