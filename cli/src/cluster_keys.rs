@@ -23,9 +23,10 @@ use vinery::runtime::{Node, NodeError};
 use vinery::security::SecretKey;
 use vinery::QueryFilter;
 
-use crate::agent::{change_keys, expected_answerers, KeysChange, QueryWait, Settings};
+use crate::agent::Settings;
 use crate::control;
 use crate::control_server::{ClientWriter, Fields};
+use crate::requests::{change_keys, expected_answerers, KeysChange, QueryWait};
 
 /// The internal query every agent answers with its keyring change's
 /// result (names starting `_vinery.` are the agents' own).

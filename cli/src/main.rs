@@ -35,6 +35,7 @@ mod keys_cmd;
 mod logger;
 mod metrics;
 mod plot;
+mod requests;
 mod sim_cmd;
 
 /// Cluster membership and state gossip over raw UDP (SWIM + Lifeguard).
