@@ -110,8 +110,6 @@ pub enum WireError {
     /// A key/value entry whose version is not above its base, or a tombstone
     /// carrying a value.
     BadVersion,
-    /// The source address is outside `Config::allowed_sources`.
-    SourceNotAllowed,
     /// An event-bus message breaking a rule: an empty or over-long name or
     /// topic, a zero lifetime, a bad query filter, a quorum outside
     /// `1..=total`, an id list that is not whole 8-byte ids, an ack with a
@@ -122,10 +120,6 @@ pub enum WireError {
     NoKey,
     /// Sealed, and no installed key opens it (wrong key, or tampered).
     WrongKey,
-    /// Plaintext, but this node requires encryption.
-    PlaintextRefused,
-    /// Sealed with a timestamp outside the replay window.
-    StaleTimestamp,
 }
 
 impl WireError {
@@ -147,11 +141,8 @@ impl WireError {
             WireError::BadBuckets => "bad_buckets",
             WireError::BadKey => "bad_key",
             WireError::BadVersion => "bad_version",
-            WireError::SourceNotAllowed => "source_not_allowed",
             WireError::NoKey => "encrypted_without_key",
             WireError::WrongKey => "wrong_key",
-            WireError::PlaintextRefused => "plaintext_refused",
-            WireError::StaleTimestamp => "stale_timestamp",
             WireError::BadBus => "bad_bus",
         }
     }
