@@ -202,6 +202,25 @@ pub enum Event {
         /// The address the other claim comes from.
         theirs: SocketAddr,
     },
+    /// Another node suspects this node, or declares it dead, at this
+    /// node's current incarnation or above; raised by this node about
+    /// itself when it refutes the claim (so once per refutation: stale
+    /// claims raise nothing). The rest of the cluster only ever sees the
+    /// refutation, but being suspected usually means this node's packets
+    /// are late or lost (an overloaded host, a saturated link, a firewall
+    /// dropping some traffic), which its operators want to know.
+    SelfAccused {
+        /// This node's name.
+        name: String,
+        /// The claim: [`MemberState::Suspect`] or [`MemberState::Dead`].
+        state: MemberState,
+        /// The incarnation the claim was made at (this node refutes it
+        /// with a higher one).
+        incarnation: u32,
+        /// The accuser: the node that sent the claim (for a `Dead` from
+        /// a peer's full state, the peer).
+        by: String,
+    },
 }
 
 impl Event {
@@ -232,7 +251,7 @@ impl Event {
             Event::ElectionStarted { creator, .. }
             | Event::Quorum { creator, .. }
             | Event::ElectionExpired { creator, .. } => creator,
-            Event::MemberConflict { name, .. } => name,
+            Event::MemberConflict { name, .. } | Event::SelfAccused { name, .. } => name,
             other => other.member().map_or("", |m| m.name.as_str()),
         }
     }
@@ -268,6 +287,7 @@ impl Event {
             Event::Quorum { .. } => EventKind::Quorum,
             Event::ElectionExpired { .. } => EventKind::ElectionExpired,
             Event::MemberConflict { .. } => EventKind::MemberConflict,
+            Event::SelfAccused { .. } => EventKind::SelfAccused,
         }
     }
 
@@ -336,11 +356,13 @@ pub enum EventKind {
     ElectionExpired,
     /// [`Event::MemberConflict`].
     MemberConflict,
+    /// [`Event::SelfAccused`].
+    SelfAccused,
 }
 
 impl EventKind {
     /// Every kind, in the order of [`Event`]'s variants.
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::MemberJoined,
         EventKind::MemberRecovered,
         EventKind::MemberSuspect,
@@ -359,6 +381,7 @@ impl EventKind {
         EventKind::Quorum,
         EventKind::ElectionExpired,
         EventKind::MemberConflict,
+        EventKind::SelfAccused,
     ];
 
     /// The kinds of the event bus's events (user events, queries and
@@ -396,6 +419,7 @@ impl EventKind {
             EventKind::Quorum => "quorum",
             EventKind::ElectionExpired => "election_expired",
             EventKind::MemberConflict => "member_conflict",
+            EventKind::SelfAccused => "self_accused",
         }
     }
 

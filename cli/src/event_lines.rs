@@ -196,6 +196,17 @@ fn bus_fields(e: &Event) -> Option<Vec<(&'static str, Field<'_>)>> {
             ("ours", Id(ours.to_string())),
             ("theirs", Id(theirs.to_string())),
         ],
+        Event::SelfAccused {
+            name,
+            state,
+            incarnation,
+            by,
+        } => vec![
+            ("name", Word(name)),
+            ("state", Word(state.name())),
+            ("incarnation", Number(u64::from(*incarnation))),
+            ("by", Word(by)),
+        ],
         _ => return None,
     };
     Some(fields)
@@ -295,6 +306,21 @@ mod tests {
             assert!(!line.contains("SECRET"), "{line}");
             assert!(line.contains("keyring request"), "{line}");
         }
+    }
+
+    #[test]
+    fn a_self_accusation_names_the_claim_and_the_accuser() {
+        let e = Event::SelfAccused {
+            name: "a".into(),
+            state: vinery::MemberState::Suspect,
+            incarnation: 4,
+            by: "b".into(),
+        };
+        let fields = bus_fields(&e).unwrap();
+        assert_eq!(
+            human_line(e.kind().name(), &fields),
+            "self_accused     name=a state=suspect incarnation=4 by=b"
+        );
     }
 
     #[test]

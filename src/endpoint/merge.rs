@@ -130,11 +130,32 @@ impl Endpoint {
 
     /// The member an accusation (suspect, dead, left) at `incarnation` is
     /// about, if it is another known member and the accusation is not stale.
-    /// An accusation of this node is refuted here instead.
-    fn accused(&mut self, name: &str, incarnation: u32) -> Option<MemberId> {
+    /// An accusation of this node is refuted here instead, and reported
+    /// ([`Event::SelfAccused`]) if `claim` is `Suspect` or `Dead`; `by` is
+    /// the accuser.
+    fn accused(
+        &mut self,
+        name: &str,
+        incarnation: u32,
+        claim: MemberState,
+        by: &str,
+    ) -> Option<MemberId> {
         if name == self.config.name {
-            if at_least32(incarnation, self.members.rec(self.me).incarnation) {
-                self.refute(incarnation);
+            if at_least32(incarnation, self.members.rec(self.me).incarnation)
+                && self.refute(incarnation)
+                && matches!(claim, MemberState::Suspect | MemberState::Dead)
+            {
+                // Being suspected usually means this node's packets are late
+                // or lost; the refutation hides that from everyone but the
+                // counters, so the application hears of it. Raised only
+                // when a refutation happens, so a flood of stale claims
+                // (below our incarnation) raises nothing.
+                self.cx().event(Event::SelfAccused {
+                    name: name.to_owned(),
+                    state: claim,
+                    incarnation,
+                    by: by.to_owned(),
+                });
             }
             return None;
         }
@@ -143,7 +164,7 @@ impl Endpoint {
     }
 
     pub(super) fn apply_suspect(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
-        let Some(id) = self.accused(name, incarnation) else {
+        let Some(id) = self.accused(name, incarnation, MemberState::Suspect, from) else {
             return;
         };
         match self.members.rec(id).state {
@@ -211,7 +232,7 @@ impl Endpoint {
             // free, and this node takes it by refuting.
             self.name_claim.yielded = false;
         }
-        let Some(id) = self.accused(name, incarnation) else {
+        let Some(id) = self.accused(name, incarnation, MemberState::Dead, from) else {
             return;
         };
         if !self.members.rec(id).is_live() {
@@ -230,7 +251,8 @@ impl Endpoint {
     }
 
     pub(super) fn apply_left(&mut self, now: Time, name: &str, incarnation: u32, via: Via) {
-        let Some(id) = self.accused(name, incarnation) else {
+        // A leave names no sender, and is no accusation anyway.
+        let Some(id) = self.accused(name, incarnation, MemberState::Left, "") else {
             return;
         };
         if self.members.rec(id).state == MemberState::Left {
@@ -292,10 +314,11 @@ impl Endpoint {
         self.name_claim.yielded
     }
 
-    /// Raises our incarnation above `accused` and tells everyone.
-    fn refute(&mut self, accused: u32) {
+    /// Raises our incarnation above `accused` and tells everyone; returns
+    /// whether it did (a node that left or yielded its name does not).
+    fn refute(&mut self, accused: u32) -> bool {
         if self.left || self.name_claim.yielded {
-            return;
+            return false;
         }
         let own = self.members.rec(self.me).incarnation;
         // Serial order: the answer is newer than the claim whatever its
@@ -309,6 +332,7 @@ impl Endpoint {
             self.awareness.apply(1);
         }
         self.broadcast_own_alive();
+        true
     }
 
     /// Queues this node's current alive record for dissemination.

@@ -204,6 +204,58 @@ fn suspicion_of_self_is_refuted_with_a_higher_incarnation() {
 }
 
 #[test]
+fn an_accusation_of_self_is_reported_once_per_refutation() {
+    let mut a = endpoint("a", 1);
+    feed(&mut a, Time::ZERO, &[alive("b", 2, 0)]);
+    events(&mut a);
+    let accusations = |a: &mut Endpoint| -> Vec<Event> {
+        std::iter::from_fn(|| a.poll_event())
+            .filter(|e| e.kind() == crate::EventKind::SelfAccused)
+            .collect()
+    };
+    // The same suspicion twice: one refutation, one event.
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[suspect("a", 0, "b"), suspect("a", 0, "b")],
+    );
+    assert_eq!(a.stats().refutations, 1);
+    assert_eq!(
+        accusations(&mut a),
+        [Event::SelfAccused {
+            name: "a".into(),
+            state: MemberState::Suspect,
+            incarnation: 0,
+            by: "b".into(),
+        }]
+    );
+    // A stale claim is not refuted, so not reported.
+    feed(&mut a, Time::ZERO, &[dead("a", 0, "b")]);
+    assert_eq!(accusations(&mut a), []);
+    feed(&mut a, Time::ZERO, &[dead("a", 1, "b")]);
+    assert_eq!(a.stats().refutations, 2);
+    let told = accusations(&mut a);
+    assert!(
+        matches!(
+            &told[..],
+            [Event::SelfAccused { state: MemberState::Dead, incarnation: 1, by, .. }] if by == "b"
+        ),
+        "{told:?}"
+    );
+    // A refuted leave (a previous life's, or a forgery) accuses no one.
+    feed(
+        &mut a,
+        Time::ZERO,
+        &[Message::Left(wire::Left {
+            name: "a",
+            incarnation: 2,
+        })],
+    );
+    assert_eq!(a.stats().refutations, 3);
+    assert_eq!(accusations(&mut a), []);
+}
+
+#[test]
 fn a_restarted_node_refutes_its_old_record() {
     // The new process starts at incarnation 0; the cluster remembers it dead
     // at 5. The join reply carries the old record, and it refutes.

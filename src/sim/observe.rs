@@ -38,6 +38,7 @@ fn trace_code(kind: EventKind) -> u8 {
         | EventKind::Quorum
         | EventKind::ElectionExpired => 9,
         EventKind::MemberConflict => 10,
+        EventKind::SelfAccused => 11,
     }
 }
 
@@ -155,14 +156,25 @@ impl Observer {
         t.u8(trace_code(kind));
         t.bytes(ev.node().as_bytes());
         let Some(m) = ev.member() else {
-            // Key events: the trace covers them; the event log is for
-            // membership (key events reach `on_event` hooks).
+            // Key events and self-accusations: the trace covers them; the
+            // event log is for membership (they reach `on_event` hooks).
             if let Event::KeyUpdated { key, version, .. }
             | Event::KeyDeleted { key, version, .. }
             | Event::KeyExpired { key, version, .. } = ev
             {
                 t.bytes(key.as_bytes());
                 t.u64(*version);
+            }
+            if let Event::SelfAccused {
+                state,
+                incarnation,
+                by,
+                ..
+            } = ev
+            {
+                t.u8(*state as u8);
+                t.u32(*incarnation);
+                t.bytes(by.as_bytes());
             }
             if let Some(hook) = &mut self.hook {
                 hook(now, NodeId(i), ev);
