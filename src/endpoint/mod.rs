@@ -98,9 +98,8 @@ pub struct Endpoint {
     joining: Option<sync::Joining>,
     out_of_sync: Option<SocketAddr>,
     next_sync: Time,
-    syncs: Vec<sync::PendingSync>,
-    next_sync_id: u32,
-    answered: VecDeque<(SocketAddr, u32, CompactString)>,
+    /// Syncs started and requests answered (membership/syncs.rs).
+    syncs: crate::membership::syncs::SyncBook,
     gone: Vec<MemberId>,
     next_reconnect: Time,
 
@@ -182,9 +181,7 @@ impl Endpoint {
             joining: None,
             out_of_sync: None,
             next_sync: Time::ZERO,
-            syncs: Vec::new(),
-            next_sync_id: rng.random(),
-            answered: VecDeque::new(),
+            syncs: crate::membership::syncs::SyncBook::new(rng.random()),
             gone: Vec::new(),
             next_reconnect,
             clock: clock::Clock::default(),
