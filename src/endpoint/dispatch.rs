@@ -1,6 +1,6 @@
 //! Where messages are dispatched: a received datagram is admitted (see
-//! `admission`), decoded whole, and each message handed to its owner: SWIM's
-//! probe, merge and sync here, key/value messages to [`crate::kv`], bus
+//! `security/gate.rs`), decoded whole, and each message handed to its
+//! owner: SWIM's probe, merge and sync here, key/value messages to [`crate::kv`], bus
 //! messages to [`crate::bus`]. Answers wait until every message of the
 //! datagram is merged, so they carry the state it produced.
 
@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 
 use compact_str::CompactString;
 
-use super::admission::PacketError;
 use super::merge::Via;
 use super::Endpoint;
 use crate::bus::AfterBus;
+use crate::security::gate::PacketError;
 use crate::wire::{self, Datagram, Message};
 use crate::Time;
 

@@ -39,16 +39,6 @@ pub(super) enum Via {
     Sync,
 }
 
-/// This node's hold on its own name.
-#[derive(Debug, Default)]
-pub(super) struct NameClaim {
-    /// It found its name held by an older node and gave it up: it no longer
-    /// refutes anything said about the name.
-    yielded: bool,
-    /// The last conflict reported to the application: address and time.
-    reported: Option<(SocketAddr, Time)>,
-}
-
 impl Endpoint {
     pub(super) fn apply_alive(&mut self, now: Time, a: wire::Alive<'_>, via: Via) {
         if a.name == self.config.name {
@@ -227,10 +217,9 @@ impl Endpoint {
     }
 
     pub(super) fn apply_dead(&mut self, now: Time, name: &str, incarnation: u32, from: &str) {
-        if name == self.config.name && self.name_claim.yielded {
-            // The node this one yielded its name to failed: the name is
-            // free, and this node takes it by refuting.
-            self.name_claim.yielded = false;
+        if name == self.config.name {
+            // If this node yielded its name, the holder failed: it is free.
+            self.name_claim.reclaim();
         }
         let Some(id) = self.accused(name, incarnation, MemberState::Dead, from) else {
             return;
@@ -279,24 +268,21 @@ impl Endpoint {
         }
     }
 
-    /// Another node claims this node's name from `theirs`: reports it
-    /// (the event at most once per address per settle period, the counter
-    /// every time) and returns whether this node yields the name. It yields
-    /// if it is young (its life is shorter than the settle period, so the
-    /// other claim came first), learned it from a peer's full state, and
-    /// takeovers are not allowed; then it stops
-    /// answering claims about the name, and the older holder keeps it. Only
-    /// the application can resolve the clash (rename, or stop a node), so
-    /// it must hear of it; an established node keeps defending its name.
+    /// Another node claims this node's name from `theirs`: counts it,
+    /// reports it as the name claim decides (membership/conflict.rs), and
+    /// returns whether this node yields the name.
     fn name_contested(&mut self, now: Time, theirs: SocketAddr, via: Via) -> bool {
         self.out.stats.name_conflicts += 1;
         let settle = self.config.probe_interval * self.config.suspicion_mult;
-        let repeat = self
-            .name_claim
-            .reported
-            .is_some_and(|(addr, at)| addr == theirs && now < at + settle);
-        if !repeat {
-            self.name_claim.reported = Some((theirs, now));
+        let contest = self.name_claim.contest(
+            now,
+            theirs,
+            settle,
+            self.clock.first(),
+            via == Via::Sync,
+            self.config.allow_name_takeover,
+        );
+        if contest.report {
             let event = Event::MemberConflict {
                 name: self.config.name.clone(),
                 ours: self.addr,
@@ -304,20 +290,13 @@ impl Endpoint {
             };
             self.cx().event(event);
         }
-        // Only a peer's full state (a join reply, a sync) shows the name was
-        // held before: a gossiped claim during youth is as likely a forgery
-        // meant to make this node give its name up.
-        let young = now < self.clock.first() + settle;
-        if young && via == Via::Sync && !self.config.allow_name_takeover {
-            self.name_claim.yielded = true;
-        }
-        self.name_claim.yielded
+        contest.yielded
     }
 
     /// Raises our incarnation above `accused` and tells everyone; returns
     /// whether it did (a node that left or yielded its name does not).
     fn refute(&mut self, accused: u32) -> bool {
-        if self.left || self.name_claim.yielded {
+        if self.left || self.name_claim.yielded() {
             return false;
         }
         let own = self.members.rec(self.me).incarnation;

@@ -15,7 +15,8 @@
 //! phi's veto from `membership/detector.rs`), `merge` (precedence rules,
 //! refutation; the suspicion timers are `membership/suspicion.rs`) and
 //! `sync` (join, anti-entropy, reconnection, forgetting); `admission` is
-//! the gate (allow-list, keyring, unsealing). Every feature sends through
+//! the keyring API and the call into the gate (`security/gate.rs`:
+//! allow-list, plaintext switches, unsealing, replay window). Every feature sends through
 //! the shared context (`context.rs`: datagram budget, sealing, the
 //! dissemination queue, events, counters). Key/value replication is
 //! [`crate::kv`], the event bus [`crate::bus`]; `kv` and `bus` here are
@@ -52,10 +53,10 @@ use crate::membership::detector::Detectors;
 pub use crate::membership::state::MemberCounts;
 use crate::membership::state::{MemberId, MemberRecord, MemberTable};
 use crate::membership::suspicion::Suspicions;
+pub use crate::security::gate::{PacketError, Refusal};
 use crate::stats::Stats;
 use crate::wire::{self, ClusterTag, Header, Message};
 use crate::Time;
-pub use admission::{PacketError, Refusal};
 pub use lifecycle::ForceLeaveError;
 
 /// How many live members a leaving node tells of its departure directly,
@@ -97,9 +98,8 @@ pub struct Endpoint {
     joining: Option<sync::Joining>,
     out_of_sync: Option<SocketAddr>,
     next_sync: Time,
-    syncs: Vec<sync::PendingSync>,
-    next_sync_id: u32,
-    answered: VecDeque<(SocketAddr, u32, CompactString)>,
+    /// Syncs started and requests answered (membership/syncs.rs).
+    syncs: crate::membership::syncs::SyncBook,
     gone: Vec<MemberId>,
     next_reconnect: Time,
 
@@ -107,13 +107,14 @@ pub struct Endpoint {
     kv: KvState,
     /// The event bus, queries and elections.
     bus: BusState,
-    /// Allow-list and keyring (admission.rs).
-    gate: admission::Gate,
+    /// Keyring and drop-log limiter (security/gate.rs).
+    gate: crate::security::gate::Gate,
     /// The latest time given (clock.rs).
     clock: clock::Clock,
     left: bool,
-    /// Whether this node yielded its name to an older holder (merge.rs).
-    name_claim: merge::NameClaim,
+    /// Whether this node yielded its name to an older holder
+    /// (membership/conflict.rs).
+    name_claim: crate::membership::conflict::NameClaim,
     /// Members the datagram being handled introduced so far (merge.rs).
     introduced: usize,
     /// Datagrams, events and counters on their way out.
@@ -151,7 +152,7 @@ impl Endpoint {
             config.kv_push_rate,
             config.kv_tombstone_grace,
         );
-        let (gate, sealer) = admission::Gate::new(&config.keys, &mut rng);
+        let (gate, sealer) = crate::security::gate::Gate::new(&config.keys, &mut rng);
         let next_seq: u32 = rng.random();
         // Seeded from a draw made anyway, so adding the bus changed no
         // other random choice (and no simulation result).
@@ -180,14 +181,12 @@ impl Endpoint {
             joining: None,
             out_of_sync: None,
             next_sync: Time::ZERO,
-            syncs: Vec::new(),
-            next_sync_id: rng.random(),
-            answered: VecDeque::new(),
+            syncs: crate::membership::syncs::SyncBook::new(rng.random()),
             gone: Vec::new(),
             next_reconnect,
             clock: clock::Clock::default(),
             left: false,
-            name_claim: merge::NameClaim::default(),
+            name_claim: crate::membership::conflict::NameClaim::default(),
             introduced: 0,
             out: Outbox::new(Header::new(cluster), sealer, queue),
             rng,

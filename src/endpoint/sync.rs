@@ -24,6 +24,7 @@ use compact_str::CompactString;
 use super::Endpoint;
 use crate::event::MemberState;
 use crate::membership::state::{all_buckets, MemberId, MemberRecord};
+use crate::membership::syncs::Reply;
 use crate::wire::{self, Message, WireState};
 use crate::Time;
 
@@ -33,20 +34,6 @@ pub(super) struct Joining {
     pub(super) seeds: Vec<SocketAddr>,
     pub(super) next_retry: Time,
 }
-
-/// A sync this node started and may still have to push for.
-#[derive(Debug)]
-pub(super) struct PendingSync {
-    id: u32,
-    peer: SocketAddr,
-    started: Time,
-    pushed: bool,
-}
-
-/// Syncs in flight at once; more would only repeat each other.
-const MAX_PENDING_SYNCS: usize = 4;
-/// Sync requests remembered as answered (duplicates are not answered twice).
-const ANSWERED_MEMORY: usize = 64;
 
 fn wire_state(s: MemberState) -> WireState {
     match s {
@@ -131,14 +118,13 @@ impl Endpoint {
     /// Starts a sync if a peer was seen to disagree and the rate allows.
     pub(super) fn run_sync(&mut self, now: Time) {
         let expiry = self.config.probe_interval * 2;
-        self.syncs
-            .retain(|s| now.saturating_since(s.started) < expiry);
+        self.syncs.expire(now, expiry);
         let Some(peer) = self.out_of_sync else { return };
         if now < self.next_sync {
             return;
         }
         self.next_sync = now + self.config.sync_interval;
-        if self.syncs.len() >= MAX_PENDING_SYNCS {
+        if self.syncs.full() {
             // Try again next interval; the pending ones expire meanwhile.
             return;
         }
@@ -153,14 +139,7 @@ impl Endpoint {
     }
 
     pub(super) fn start_sync(&mut self, now: Time, peer: SocketAddr) {
-        self.next_sync_id = self.next_sync_id.wrapping_add(1);
-        let id = self.next_sync_id;
-        self.syncs.push(PendingSync {
-            id,
-            peer,
-            started: now,
-            pushed: false,
-        });
+        let id = self.syncs.start(now, peer);
         self.out.stats.syncs_started += 1;
         let buckets = self.members.bucket_hashes();
         let name = self.config.name.clone();
@@ -182,15 +161,10 @@ impl Endpoint {
 
     /// Answers a sync request: the differing buckets and our entries in them.
     pub(super) fn answer_sync(&mut self, from: SocketAddr, id: u32, name: &str, buckets: &[u8]) {
-        if self.answered.iter().any(|(a, i, _)| (*a, *i) == (from, id)) {
+        if !self.syncs.answer(from, id, name) {
             self.out.stats.drop("duplicate_sync_request");
             return;
         }
-        if self.answered.len() >= ANSWERED_MEMORY {
-            self.answered.pop_front();
-        }
-        self.answered
-            .push_back((from, id, CompactString::from(name)));
         self.out.stats.syncs_answered += 1;
         let mask = self.members.differing_buckets(buckets);
         self.send_entries(from, mask, Some(id));
@@ -199,19 +173,14 @@ impl Endpoint {
     /// Handles a sync reply; returns the bucket mask to push if this is the
     /// first reply to a sync we started.
     pub(super) fn sync_replied(&mut self, from: SocketAddr, id: u32, mask: u64) -> Option<u64> {
-        let Some(at) = self.syncs.iter().position(|s| s.id == id && s.peer == from) else {
-            self.out.stats.drop("unexpected_sync_reply");
-            return None;
-        };
-        if mask == 0 {
-            self.syncs.swap_remove(at);
-            return None;
+        match self.syncs.replied(from, id, mask) {
+            Reply::Unexpected => {
+                self.out.stats.drop("unexpected_sync_reply");
+                None
+            }
+            Reply::Done => None,
+            Reply::Push(mask) => Some(mask & all_buckets(self.config.sync_buckets)),
         }
-        if self.syncs[at].pushed {
-            return None;
-        }
-        self.syncs[at].pushed = true;
-        Some(mask & all_buckets(self.config.sync_buckets))
     }
 
     /// Sends every entry in the buckets of `mask`, chunked over as many
@@ -271,14 +240,10 @@ impl Endpoint {
     /// requester named itself. Unknown senders' claims count as our own
     /// (memberlist's rule), which confirms nothing.
     pub(super) fn entries_sender(&self, from: SocketAddr) -> CompactString {
-        self.answered
-            .iter()
-            .rev()
-            .find(|(a, _, _)| *a == from)
-            .map_or_else(
-                || CompactString::from(self.config.name.as_str()),
-                |(_, _, n)| n.clone(),
-            )
+        self.syncs.requester(from).map_or_else(
+            || CompactString::from(self.config.name.as_str()),
+            CompactString::clone,
+        )
     }
 
     /// Forgets members failed or departed longer than `dead_retention`.
@@ -315,7 +280,7 @@ impl Endpoint {
             .filter(|r| r.state == MemberState::Dead)
             .map(|r| r.addr)
             .collect();
-        if candidates.is_empty() || self.syncs.len() >= MAX_PENDING_SYNCS {
+        if candidates.is_empty() || self.syncs.full() {
             return;
         }
         let peer = candidates[rand::Rng::random_range(&mut self.rng, 0..candidates.len())];
